@@ -1,0 +1,13 @@
+"""course_lib: the tested code of the open course on deep generative models.
+
+Each formula of the course lives here once, with a docstring that names the
+chapter deriving it and the paper it comes from. Notebooks import from here
+after deriving a piece, so the published text and the tested code never drift.
+
+Modules (chapter in brackets):
+    utils   -- seeding, device choice, fast mode, progress bars, checkpoints [0]
+    data    -- embedded MNIST, torchvision loaders, toy mixtures, scikit-image images [0]
+    viz     -- sample grids, curves, 2-D scatter plots [0]
+"""
+
+__version__ = "0.1.0"

