@@ -8,6 +8,9 @@ Modules (chapter in brackets):
     utils   -- seeding, device choice, fast mode, progress bars, checkpoints [0]
     data    -- embedded MNIST, torchvision loaders, toy mixtures, scikit-image images [0]
     viz     -- sample grids, curves, 2-D scatter plots [0]
+    train   -- the shared training loop: budgets (epochs/steps/seconds), history, NaN guard [0]
+    distributions -- log-densities, closed-form Gaussian KL, reparameterised sample [1, 6]
+    checks  -- the exercise checks, one module per chapter [all]
 """
 
 __version__ = "0.1.0"
