@@ -34,7 +34,7 @@ notebooks: $(STAMP)
 	@echo "Executed notebooks are in _build/notebooks/"
 
 lint: $(STAMP)
-	$(PY) -m ruff check course_lib tests notebooks tools benchmarks
+	$(PY) -m ruff check .
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests
