@@ -217,20 +217,25 @@ def test_precision_recall_match_brute_force(k):
     rng = np.random.default_rng(k)
     real = rng.standard_normal((40, 3))
     fake = 1.3 * rng.standard_normal((30, 3)) + np.array([0.8, 0.0, 0.0])
-    got = metrics.precision_recall(real, fake, k=k)
+    got = metrics.precision_recall(real, fake, k=k, normalize=False)
     ref = _pr_brute(real.tolist(), fake.tolist(), k)
     assert got == pytest.approx(ref, abs=1e-12)
     assert 0 < got[0] < 1 and 0 < got[1] < 1  # the reference is not a trivial case
+    # normalize=True is the same definition on features projected onto the unit sphere
+    rn, fn = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (real, fake))
+    got = metrics.precision_recall(real, fake, k=k)
+    assert got == pytest.approx(_pr_brute(rn.tolist(), fn.tolist(), k), abs=1e-12)
+    assert got != pytest.approx(ref, abs=1e-3)  # and it differs from the raw one here
 
 
 def test_precision_recall_separate_quality_from_diversity():
     rng = np.random.default_rng(8)
     real = rng.standard_normal((500, 2))
     collapsed = 0.1 * rng.standard_normal((500, 2))  # good-looking but not diverse
-    p, r = metrics.precision_recall(real, collapsed)
+    p, r = metrics.precision_recall(real, collapsed, normalize=False)
     assert p > 0.95 and r < 0.3
     far = rng.standard_normal((500, 2)) + 10
-    assert metrics.precision_recall(real, far) == (0.0, 0.0)
+    assert metrics.precision_recall(real, far, normalize=False) == (0.0, 0.0)
     assert metrics.precision_recall(real, real) == (1.0, 1.0)
 
 
