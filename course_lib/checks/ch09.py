@@ -75,7 +75,15 @@ def check_trace_sqrt_product(fn: Callable) -> None:
         raise CheckFailed(f"{name} does not match Tr sqrt(S1 S2).\n  yours:    {got}\n  expected: {ref}")
     for rank in (6, 3):  # a full-rank pair in general position, then a rank-deficient one
         s1, s2 = _psd(rng, 6, rank), _psd(rng, 6)
-        got = _scalar(call_answer(fn, s1.copy(), s2.copy()), name)
+        try:
+            with np.errstate(invalid="ignore"):
+                got = _scalar(call_answer(fn, s1.copy(), s2.copy()), name)
+        except np.linalg.LinAlgError as err:
+            raise CheckFailed(
+                f"{name} raised LinAlgError ({err}) for a covariance of rank {rank} < 6: a NaN got into "
+                "a matrix. Rounding makes zero eigenvalues slightly negative (-1e-17) and np.sqrt turns "
+                "them into NaN; clip them at 0 before the square root."
+            ) from err
         require(math.isfinite(got),
                 f"{name} returned {got} for a covariance of rank {rank} < 6. Rounding makes its zero "
                 "eigenvalues slightly negative (-1e-17); clip them at 0 before the square root.")
