@@ -120,6 +120,32 @@ def _covariance(sigma: ArrayLike, name: str, d: int) -> np.ndarray:
     return (s + s.T) / 2
 
 
+def _pstrf(sigma: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """LAPACK ``dpstrf`` (Cholesky with complete pivoting): (factor storage, 0-based pivots, rank)."""
+    c, piv, rank, info = lapack.dpstrf(sigma, lower=1)
+    if info < 0:  # pragma: no cover - LAPACK argument error
+        raise RuntimeError(f"LAPACK dpstrf failed with info={info}")
+    piv = piv - 1
+    d = len(sigma)
+    if rank < d:  # dpstrf stopped early: the remainder Sigma - B B^T must vanish for a PSD matrix
+        b = _factor_columns(c, piv, rank)
+        probe = np.random.default_rng(0).standard_normal((d, 2))  # (d, 2) fixed probe vectors
+        residual = np.abs(sigma @ probe - b @ (b.T @ probe)).max()
+        scale = max(np.abs(sigma @ probe).max(), np.finfo(float).tiny)
+        if residual > 1e-6 * scale:
+            raise ValueError(
+                f"{name} is not positive semi-definite (Cholesky remainder {residual:.3g}); "
+                "pass a real covariance matrix, e.g. from gaussian_stats(features)."
+            )
+    return c, piv, rank
+
+
+def _factor_columns(c: np.ndarray, piv: np.ndarray, rank: int) -> np.ndarray:
+    b = np.zeros((len(c), rank))
+    b[piv] = np.tril(c[:, :rank])  # row i of L belongs to row piv[i] of Sigma
+    return b
+
+
 def psd_factor(sigma: np.ndarray, name: str = "the covariance") -> np.ndarray:
     r"""A factor :math:`B` (d, r) with :math:`\Sigma = B B^\top`, r = numerical rank (chapter 9).
 
@@ -129,24 +155,38 @@ def psd_factor(sigma: np.ndarray, name: str = "the covariance") -> np.ndarray:
     Cholesky fails. Raises if :math:`\Sigma` is clearly not positive
     semi-definite (checked on two fixed random probe vectors, O(d r)).
     """
-    d = sigma.shape[0]
-    if d == 0:
+    if len(sigma) == 0:
         return np.zeros((0, 0))
-    c, piv, rank, info = lapack.dpstrf(sigma, lower=1)
-    if info < 0:  # pragma: no cover - LAPACK argument error
-        raise RuntimeError(f"LAPACK dpstrf failed with info={info}")
-    b = np.zeros((d, rank))
-    b[piv - 1] = np.tril(c[:, :rank])  # row i of L belongs to row piv[i] of Sigma (1-based piv)
-    if rank < d:  # dpstrf stopped early: the remainder Sigma - B B^T must vanish for a PSD matrix
-        probe = np.random.default_rng(0).standard_normal((d, 2))  # (d, 2)
-        residual = np.abs(sigma @ probe - b @ (b.T @ probe)).max()
-        scale = max(np.abs(sigma @ probe).max(), np.finfo(float).tiny)
-        if residual > 1e-6 * scale:
-            raise ValueError(
-                f"{name} is not positive semi-definite (Cholesky remainder {residual:.3g}); "
-                "pass a real covariance matrix, e.g. from gaussian_stats(features)."
-            )
-    return b
+    return _factor_columns(*_pstrf(sigma, name))
+
+
+def _congruence(c: np.ndarray, piv: np.ndarray, rank: int, other: np.ndarray) -> np.ndarray:
+    """M = B^T other B for the factor B = P L of :func:`_pstrf`; (rank, rank), symmetric."""
+    if rank == len(c):  # full rank: two triangular products (BLAS trmm), half the cost of matmul
+        from scipy.linalg.blas import dtrmm
+
+        permuted = other.take(piv, 0).take(piv, 1)  # P^T other P
+        t = dtrmm(1.0, c, permuted, side=1, lower=1)  # (P^T other P) L; reads only tril(c)
+        return dtrmm(1.0, c, t, side=0, lower=1, trans_a=1)  # L^T (P^T other P) L
+    b = _factor_columns(c, piv, rank)  # (d, r)
+    return b.T @ (other @ b)
+
+
+def _sum_sqrt_eig(m: np.ndarray, other_name: str) -> tuple[float, int]:
+    """(sum of sqrt of eigenvalues clipped at 0, number of numerically zero eigenvalues).
+
+    M = B^T S B is PSD whenever S is, so a clearly negative eigenvalue means S is
+    not a covariance matrix (with B of full rank the inertia of M is that of S).
+    """
+    w = np.linalg.eigvalsh((m + m.T) / 2) if len(m) else np.zeros(0)
+    top = max(w.max(initial=0.0), np.finfo(float).tiny)
+    if w.size and w.min() < -1e-6 * top:
+        raise ValueError(
+            f"{other_name} is not positive semi-definite (B^T {other_name} B has eigenvalue "
+            f"{w.min():.3g}); pass a real covariance matrix, e.g. from gaussian_stats(features)."
+        )
+    tiny = int((w <= len(w) * np.finfo(float).eps * top).sum())
+    return float(np.sqrt(np.clip(w, 0, None)).sum()), tiny
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
@@ -158,17 +198,22 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
 
     .. math:: \operatorname{Tr}\sqrt{\Sigma_1\Sigma_2} = \sum_i \sqrt{\lambda_i(B^\top \Sigma_2 B)},
 
-    two pivoted Cholesky factorisations, two products and one symmetric
-    eigenvalue problem, in float64. The covariance of lower rank is the one
-    factored into M (the trace is symmetric in the two), so M has no
-    structurally zero eigenvalues whose rounding noise would enter through
-    :math:`\sqrt{\cdot}`; tiny negative eigenvalues from rounding are clipped to zero.
+    one pivoted Cholesky, two triangular products and one symmetric eigenvalue
+    problem, in float64. A clearly negative eigenvalue of M means
+    :math:`\Sigma_2` is not positive semi-definite, and raises. If M has numerically zero eigenvalues (their rounding
+    noise would enter through :math:`\sqrt{\cdot}`) and :math:`\Sigma_2` has lower
+    rank, the roles swap: the trace is symmetric in the two. Tiny negative
+    eigenvalues from rounding are clipped to zero.
     """
-    b1, b2 = psd_factor(sigma1, "sigma1"), psd_factor(sigma2, "sigma2")  # (d, r1), (d, r2)
-    b, other = (b1, sigma2) if b1.shape[1] <= b2.shape[1] else (b2, sigma1)
-    m = b.T @ (other @ b)  # (r, r), symmetric PSD
-    w = np.linalg.eigvalsh((m + m.T) / 2)
-    return float(np.sqrt(np.clip(w, 0, None)).sum())
+    if len(sigma1) == 0:
+        return 0.0
+    f1 = _pstrf(sigma1, "sigma1")
+    value, zeros = _sum_sqrt_eig(_congruence(*f1, sigma2), "sigma2")
+    if zeros:  # M is singular: factor sigma2 too and keep the smaller problem
+        f2 = _pstrf(sigma2, "sigma2")
+        if f2[2] < f1[2]:
+            value, _ = _sum_sqrt_eig(_congruence(*f2, sigma1), "sigma1")
+    return value
 
 
 def _clip_rounding(value: float, scale: float) -> float:
@@ -417,7 +462,9 @@ def mode_coverage(samples: ArrayLike, centres: ArrayLike, std: float, threshold:
         raise ValueError("need at least one sample and one centre")
     if not std > 0 or not threshold > 0:
         raise ValueError(f"std and threshold must be positive; got std={std}, threshold={threshold}")
-    dist = np.sqrt(((x[:, None, :] - c[None]) ** 2).sum(-1))  # (n, K)
+    from scipy.spatial.distance import cdist
+
+    dist = cdist(x, c)  # (n, K) Euclidean distances to the centres
     nearest = dist.argmin(1)
     hq = dist[np.arange(len(x)), nearest] <= threshold * std
     return ModeCoverage(int(np.unique(nearest[hq]).size), float(hq.mean()))
