@@ -231,8 +231,10 @@ assert abs(ours60 - ref60) < abs(sq60 - ref60) or abs(sq60 - ref60) < 1e-12 * re
 # On this 128-d example every method still lands near the answer. The differences grow with
 # the dimension. `benchmarks/bench_fid.py` runs the three methods on 2048-d Inception-sized
 # features, with 5,000 samples and with a rank-deficient 1,000, and reports the time and the
-# error of each. The course's method is several times faster than `sqrtm` and `eigvals`, and
-# it is accurate to float64 rounding in both cases (figures in the README).
+# error of each. On this course's 2-core machine the course's method was more than twice as
+# fast as `eigvals` and about 8 to 27 times faster than `sqrtm`, and it stayed within 1e-15 of
+# the float64 reference in both cases, where the other two lost 7 digits on the rank-deficient
+# covariances (figures in the README).
 #
 # ### Exercise 1: the trace of the matrix square root
 #
