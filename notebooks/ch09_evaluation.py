@@ -366,7 +366,8 @@ for ax, title in zip(axes, ("FID: falls with n", "KID: flat in n (unbiased)")):
     ax.legend()
 axes[1].axhline(0, color="k", lw=0.5)
 for key in bias:
-    print(key, "FID:", [f"{v:.1f}" for v, _ in bias[key]["fid"]], "KID:", [f"{v:.2f}" for v, _ in bias[key]["kid"]])
+    print(key, "FID:", [f"{v:.1f}" for v, _ in bias[key]["fid"]],
+          "KID:", [f"{v:.2f}±{se:.2f}" for v, se in bias[key]["kid"]])
 
 # %% [markdown]
 # Checks of what the plot shows:
@@ -374,10 +375,10 @@ for key in bias:
 # * real-vs-real FID falls steadily with $n$, by more than a factor of 5 over the range;
 # * **ranks swap**: a sample of *real* digits scored at the smallest $n$ gets a worse FID than
 #   the noisy generator scored at the largest $n$;
-# * KID at every $n$ agrees with KID at the largest $n$ within its standard error, for both
-#   pairs. For real vs real it stays within a few percent of the noisy generator's KID, i.e.
-#   close to 0. (Not exactly 0: our two fixed pools of 2,000 digits differ a little, and all
-#   the draws come from them);
+# * KID at every $n$ agrees with KID at the largest $n$ within 4 standard errors, for both
+#   pairs. Small $n$ makes KID noisy, not biased. For real vs real it ends within 5% of the
+#   noisy generator's KID, i.e. close to 0. (Not exactly 0: our two fixed pools of 2,000
+#   digits differ a little, and all the draws come from them);
 # * for the noisy generator, KID stays put while FID moves a lot.
 #
 # The rule that follows: report FID only at a fixed, stated $n$ (10,000 or 50,000 in papers),
@@ -392,8 +393,8 @@ assert fid_real[0] > 5 * fid_real[-1]
 assert fid_real[0] > fid_noisy[-1], "a real sample at small n looks worse than noise at large n"
 for key in bias:  # KID at every n agrees with KID at the largest n, within 4 standard errors
     (last, se_last) = bias[key]["kid"][-1]
-    assert all(abs(v - last) < 4 * math.hypot(se, se_last) for v, se in bias[key]["kid"]), key
-assert all(abs(v) < 0.1 * w for (v, _), (w, _) in zip(bias["real"]["kid"], bias["noise 0.2"]["kid"]))
+    assert all(abs(v - last) < 4 * math.hypot(se, se_last) for v, se in bias[key]["kid"][:-1]), key
+assert abs(bias["real"]["kid"][-1][0]) < 0.05 * bias["noise 0.2"]["kid"][-1][0], "real vs real: KID near 0"
 kid_noisy = [v for v, _ in bias["noise 0.2"]["kid"]]
 kid_change = abs(kid_noisy[0] - kid_noisy[-1]) / kid_noisy[-1]
 fid_change = abs(fid_noisy[0] - fid_noisy[-1]) / fid_noisy[-1]
@@ -515,15 +516,18 @@ ax.set_title(f"k = 3, n = {n}");
 # The two axes separate the two failures:
 #
 # * **mode collapse** ("2 classes", "10 images repeated"): every sample is a real-looking digit,
-#   so precision stays high, but recall collapses;
-# * **low quality with full diversity** ("blend of two": two digits overlaid): recall stays
-#   high, because the blends spread over the whole data, but precision drops;
-# * real data sits near (1, 1) up to the estimator's noise; heavy noise loses both.
+#   so precision stays high (above 0.75), but recall collapses (below 0.3);
+# * **low quality with full diversity** ("blend of two": two digits overlaid): precision drops
+#   below 0.5, but recall stays above 0.55, because the blends spread over the whole data.
+#   The two failures sit in opposite corners, more than 0.3 apart on each axis;
+# * a second real sample scores well above 0.8 on both axes but not 1: with $k = 3$ the
+#   balls leave gaps, so this, not (1, 1), is the ceiling at this $n$. Heavy noise loses both.
 
 # %%
 assert pr["2 classes"][0] > 0.85 and pr["2 classes"][1] < 0.3, "collapse: high precision, low recall"
-assert pr["10 images repeated"][0] > 0.85 and pr["10 images repeated"][1] < 0.05
-assert pr["blend of two"][0] < 0.6 and pr["blend of two"][1] > 0.7, "blends: low precision, high recall"
+assert pr["10 images repeated"][0] > 0.75 and pr["10 images repeated"][1] < 0.05
+assert pr["blend of two"][0] < 0.5 and pr["blend of two"][1] > 0.55, "blends: low precision, fair recall"
+assert pr["2 classes"][0] > pr["blend of two"][0] + 0.3 and pr["blend of two"][1] > pr["2 classes"][1] + 0.3
 assert min(pr["real (other half)"]) > 0.8
 assert pr["noise 0.4"][0] < pr["noise 0.1"][0] and pr["noise 0.4"][1] < pr["noise 0.1"][1]
 
@@ -600,8 +604,8 @@ ax.legend(fontsize=8);
 
 # %% [markdown]
 # * Against a second real sample, the discriminator is at chance: AUC near 0.5.
-# * Noise of standard deviation 0.1, which FID puts within a factor of 2 of the floor, is
-#   caught almost perfectly. Clipping to $[0, 1]$ makes the noise raise the black background
+# * Noise of standard deviation 0.1, the mildest defect of all by FID, is caught almost
+#   perfectly. Clipping to $[0, 1]$ makes the noise raise the black background
 #   on average, and a linear model on pixels sees that at once.
 # * Blur, which FID punishes hard, is much harder for this linear discriminator. Each score
 #   sees the differences its features or its model class can express, and no others.
@@ -609,7 +613,8 @@ ax.legend(fontsize=8);
 
 # %%
 assert abs(roc["real (other half)"].auc - 0.5) < 0.1
-assert roc["noise 0.1"].auc > 0.95 and fid_["noise 0.1"] < 3 * floor, "noise: easy for D, mild for FID"
+corrupted = [k for k in fid_ if k not in ("real (other half)", "copies of R")]
+assert roc["noise 0.1"].auc > 0.95 and fid_["noise 0.1"] == min(fid_[k] for k in corrupted), "noise: easy for D, mild for FID"
 assert roc["blur 1.0"].auc < roc["noise 0.1"].auc and fid_["blur 1.0"] > fid_["noise 0.1"], "blur: the reverse"
 rep = roc["2 classes"]
 disc = LogisticRegression(C=0.1, max_iter=2000).fit(
