@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make course   -- the main job: create the environment if needed, build the book, which
-#                    executes every notebook (fast mode) once, with an execution cache
+#                    executes every notebook (fast mode) once, with an execution cache, and
+#                    export the executed notebooks to _build/notebooks/
 #   make test     -- every test: lint, unit tests, notebook pairs, nbval over every notebook,
 #                    then the book and a headless-Chromium check of its pages (fast mode)
 # Both create .venv on first use. `make help` lists the other targets.
@@ -25,10 +26,12 @@ STUDENT_OUT ?= _build/student
 .PHONY: help venv course book notebooks student test lint unit nbval browser chromium sync clean
 
 help:
-	@echo "make course   - build the book (executes every notebook, fast mode): $(BOOK_HTML)/index.html"
+	@echo "make course   - build the book (executes every notebook, fast mode): $(BOOK_HTML)/index.html,"
+	@echo "                and write the executed notebooks to _build/notebooks/"
+	@echo "make book     - only the book"
 	@echo "make test     - lint, unit tests, notebook pairs, nbval, book + headless-browser check"
 	@echo "make student  - student versions of every notebook (solutions removed) in $(STUDENT_OUT)/"
-	@echo "make notebooks - execute every notebook with nbconvert into _build/notebooks/ (no book)"
+	@echo "make notebooks - execute every notebook with nbconvert into _build/notebooks/ (without the book)"
 	@echo "make sync     - regenerate notebooks/*.ipynb from the py:percent sources"
 	@echo "COURSE_FAST=0 make course  - full mode (real quality, minutes per notebook): _build/book-full/html"
 
@@ -39,7 +42,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The main job: the book, then the executed notebooks exported from its cache (no re-execution).
 course: book
+	$(PY) -m course_lib.book --cache $(BOOK_OUT)/jupyter_cache --out _build/notebooks $(SOURCES)
 
 # MathJax 3 for the book, from the npm registry (once; kept out of git). Only the combined
 # TeX+MathML/CHTML script and its fonts are copied: MathJax finds the fonts beside itself.
@@ -55,8 +60,8 @@ $(MATHJAX):
 
 # Jupyter Book 1: `jupyter-book config sphinx` turns _config.yml into book/conf.py (generated,
 # not committed), then sphinx-build runs with -W -n --keep-going, so a cell error, a broken
-# reference or an unknown citation fails the build. Executed notebooks are cached in
-# $(BOOK_OUT)/jupyter_cache; the executed .ipynb land in $(BOOK_OUT)/jupyter_execute/.
+# reference or an unknown citation fails the build. Executions are cached in
+# $(BOOK_OUT)/jupyter_cache (keyed on the cells' sources), so a rebuild re-runs only changed notebooks.
 book: $(STAMP) $(MATHJAX)
 	$(VENV)/bin/jupyter-book config sphinx book >/dev/null
 	COURSE_PROGRESS=text $(PY) -m sphinx -b html -W -n --keep-going -q \

@@ -92,3 +92,29 @@ def test_config_is_strict_cached_and_offline():
     make = (ROOT / "Makefile").read_text()
     assert "-W -n --keep-going" in make, "the book build must fail on warnings and broken references"
     assert "npm pack" in make
+
+
+def test_executed_notebook_comes_from_the_cache(tmp_path):
+    import jupytext
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    from course_lib.book import executed_notebook, export_executed
+
+    source = tmp_path / "ch99_demo.py"
+    source.write_text("# %%\nprint('hi')\n")
+    nb = jupytext.read(source)
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="hi\n")]
+    get_cache(str(tmp_path / "cache")).cache_notebook_bundle(CacheBundleIn(nb, str(source)), check_validity=False)
+
+    executed = executed_notebook(source, tmp_path / "cache")
+    assert executed.cells[0].outputs[0]["text"] == "hi\n"
+    out = export_executed([source], tmp_path / "cache", tmp_path / "out")
+    assert nbformat.read(out[0], as_version=4).cells[0].outputs[0]["text"] == "hi\n"
+
+    source.write_text("# %%\nprint('changed')\n")
+    with pytest.raises(LookupError, match="make book"):
+        executed_notebook(source, tmp_path / "cache")
+    with pytest.raises(LookupError, match="No execution cache"):
+        executed_notebook(source, tmp_path / "nothing")

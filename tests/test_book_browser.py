@@ -178,10 +178,9 @@ def test_math_is_present(pages):
 
 
 def _expected_figures(name: str) -> int:
-    import nbformat
+    from course_lib.book import executed_notebook
 
-    executed = HTML.parent / "jupyter_execute" / "notebooks" / f"{name}.ipynb"
-    nb = nbformat.read(executed, as_version=4)
+    nb = executed_notebook(ROOT / "notebooks" / f"{name}.py", HTML.parent / "jupyter_cache")
     return sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
