@@ -564,24 +564,27 @@ assert (dist.min(1).values < 3 * STD).all()
 
 # %%
 gmm_samples, _ = gmm.sample(N_TRAIN)
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
+viz.plot_samples_2d(train, data.toy_centres("ring"), ax=axes[0], title="training data")
+viz.plot_samples_2d(torch.from_numpy(gmm_samples), ax=axes[1], title="samples of the fitted mixture");
+
+# %%
 lim = 1.35
 g1 = torch.linspace(-lim, lim, 121)
 gx, gy = torch.meshgrid(g1, g1, indexing="xy")
 points = torch.stack([gx.flatten(), gy.flatten()], 1)  # (121*121, 2)
 fields = {
     "true log-density": truth.log_prob(points),
-    "mixture (EM) log-density": torch.from_numpy(gmm.score_samples(points.numpy())),
-    f"KDE log-density (h={best_bw})": torch.from_numpy(kde.score_samples(points.numpy())),
+    "mixture (EM)": torch.from_numpy(gmm.score_samples(points.numpy())),
+    f"KDE (bandwidth {best_bw})": torch.from_numpy(kde.score_samples(points.numpy())),
 }
-fig, axes = plt.subplots(1, 5, figsize=(19, 3.8))
-viz.plot_samples_2d(train, data.toy_centres("ring"), ax=axes[0], title="training data")
-viz.plot_samples_2d(torch.from_numpy(gmm_samples), ax=axes[1], title="samples of the mixture")
-for ax, (title, field) in zip(axes[2:], fields.items()):
-    image = field.reshape(gx.shape).clamp(min=-10).numpy()  # (121, 121), floor at -10 nats
-    ax.imshow(image, origin="lower", extent=(-lim, lim, -lim, lim), cmap="viridis")
+top = max(float(f.max()) for f in fields.values())  # one colour scale for the three panels
+fig, axes = plt.subplots(1, 3, figsize=(13, 4.5))
+for ax, (title, field) in zip(axes, fields.items()):
+    image = field.reshape(gx.shape).numpy()  # (121, 121)
+    shown = ax.imshow(image, origin="lower", extent=(-lim, lim, -lim, lim), vmin=-10, vmax=top)
     ax.set_title(title)
-    ax.set_aspect("equal")
-fig.tight_layout();
+fig.colorbar(shown, ax=axes, shrink=0.8, label="log-density (nats)");
 
 # %% [markdown]
 # ## Summary
