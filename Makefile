@@ -1,6 +1,9 @@
 # The two commands of the README:
-#   make course   -- the main job: create the environment if needed, execute every notebook (fast mode)
-#   make test     -- every test: lint, unit tests, notebook pairs, nbval over every notebook (fast mode)
+#   make course   -- the main job: create the environment if needed, build the book, which
+#                    executes every notebook (fast mode) once, with an execution cache, and
+#                    export the executed notebooks to _build/notebooks/
+#   make test     -- every test: lint, unit tests, notebook pairs, nbval over every notebook,
+#                    then the book and a headless-Chromium check of its pages (fast mode)
 # Both create .venv on first use. `make help` lists the other targets.
 
 PYTHON ?= python3
@@ -8,15 +11,29 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+SOURCES := $(sort $(wildcard notebooks/ch*.py))
 export COURSE_FAST ?= 1
 
-.PHONY: help venv course notebooks test lint unit nbval sync clean
+# The book: fast and full builds keep separate HTML, doctrees and execution caches, so a
+# full build never shows cached fast-mode outputs (the cache keys on cell sources only).
+BOOK_MODE := $(if $(filter 0 false no off,$(COURSE_FAST)),full,fast)
+BOOK_OUT ?= _build/$(if $(filter full,$(BOOK_MODE)),book-full,book)
+BOOK_HTML := $(BOOK_OUT)/html
+MATHJAX_VERSION ?= 3.2.2
+MATHJAX := book/_mathjax/mathjax/tex-mml-chtml.js
+STUDENT_OUT ?= _build/student
+
+.PHONY: help venv course book notebooks student test lint unit nbval browser chromium sync clean
 
 help:
-	@echo "make course  - execute every notebook in fast mode into _build/notebooks (creates .venv)"
-	@echo "make test    - lint, unit tests, notebook pair check, nbval (creates .venv)"
-	@echo "make sync    - regenerate notebooks/*.ipynb from the py:percent sources"
-	@echo "COURSE_FAST=0 make course  - full mode (real quality, minutes per notebook)"
+	@echo "make course   - build the book (executes every notebook, fast mode): $(BOOK_HTML)/index.html,"
+	@echo "                and write the executed notebooks to _build/notebooks/"
+	@echo "make book     - only the book"
+	@echo "make test     - lint, unit tests, notebook pairs, nbval, book + headless-browser check"
+	@echo "make student  - student versions of every notebook (solutions removed) in $(STUDENT_OUT)/"
+	@echo "make notebooks - execute every notebook with nbconvert into _build/notebooks/ (without the book)"
+	@echo "make sync     - regenerate notebooks/*.ipynb from the py:percent sources"
+	@echo "COURSE_FAST=0 make course  - full mode (real quality, minutes per notebook): _build/book-full/html"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +42,32 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-course: notebooks
+# The main job: the book, then the executed notebooks exported from its cache (no re-execution).
+course: book
+	$(PY) -m course_lib.book --cache $(BOOK_OUT)/jupyter_cache --out _build/notebooks $(SOURCES)
+
+# MathJax 3 for the book, from the npm registry (once; kept out of git). Only the combined
+# TeX+MathML/CHTML script and its fonts are copied: MathJax finds the fonts beside itself.
+$(MATHJAX):
+	@command -v npm >/dev/null 2>&1 || { echo "npm is needed once to fetch MathJax $(MATHJAX_VERSION) (Debian: apt-get install npm)"; exit 1; }
+	rm -rf book/_mathjax _build/mathjax-pack
+	mkdir -p _build/mathjax-pack book/_mathjax/mathjax/output/chtml
+	cd _build/mathjax-pack && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null && tar xzf mathjax-$(MATHJAX_VERSION).tgz
+	cp -r _build/mathjax-pack/package/es5/output/chtml/fonts book/_mathjax/mathjax/output/chtml/
+	cp _build/mathjax-pack/package/LICENSE book/_mathjax/mathjax/
+	cp _build/mathjax-pack/package/es5/tex-mml-chtml.js $(MATHJAX)
+	rm -rf _build/mathjax-pack
+
+# Jupyter Book 1: `jupyter-book config sphinx` turns _config.yml into book/conf.py (generated,
+# not committed), then sphinx-build runs with -W -n --keep-going, so a cell error, a broken
+# reference or an unknown citation fails the build. Executions are cached in
+# $(BOOK_OUT)/jupyter_cache (keyed on the cells' sources), so a rebuild re-runs only changed notebooks.
+book: $(STAMP) $(MATHJAX)
+	$(VENV)/bin/jupyter-book config sphinx book >/dev/null
+	COURSE_PROGRESS=text $(PY) -m sphinx -b html -W -n --keep-going -q \
+		-d $(BOOK_OUT)/doctrees -D nb_execution_cache_path=$(abspath $(BOOK_OUT))/jupyter_cache \
+		book $(BOOK_HTML)
+	@echo "The book ($(BOOK_MODE) mode) is in $(BOOK_HTML)/index.html"
 
 notebooks: $(STAMP)
 	mkdir -p _build/notebooks
@@ -33,19 +75,33 @@ notebooks: $(STAMP)
 		--output-dir _build/notebooks $(NOTEBOOKS)
 	@echo "Executed notebooks are in _build/notebooks/"
 
+# Student versions: nbgrader's ClearSolutions replaces each ### BEGIN/END SOLUTION region by
+# `raise NotImplementedError()`; check cells are kept (course_lib/assignments.py).
+student: $(STAMP)
+	$(PY) -m course_lib.assignments --out $(STUDENT_OUT) $(SOURCES)
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
 unit: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "not browser" tests
 
 nbval: $(STAMP)
 	$(PY) -m pytest -q --nbval-lax $(NOTEBOOKS)
 
-test: lint unit nbval
+# Debian's Chromium for the browser test; installed with apt-get when missing (CI runs as root).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		echo "Installing Debian's chromium for the browser test (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+browser: book chromium
+	COURSE_BOOK_HTML=$(BOOK_HTML) $(PY) -m pytest -q -m browser tests
+
+test: lint unit nbval browser
 
 sync: $(STAMP)
 	$(PY) -m jupytext --to ipynb --update notebooks/*.py
 
 clean:
-	rm -rf _build
+	rm -rf _build book/conf.py

@@ -10,9 +10,12 @@ Modules (chapter in brackets):
     viz     -- sample grids, curves, 2-D scatter plots [0]
     train   -- the shared training loop: budgets (epochs/steps/seconds), history, NaN guard [0]
     distributions -- log-densities, closed-form Gaussian KL, reparameterised sample [1, 6]
+    likelihood -- maximum likelihood, KL estimates, Gaussian mixtures, toy densities [1]
     features -- feature extractors: the course's MNIST classifier, Inception-v3 [9]
     metrics -- FID, KID, IS, precision/recall, mode coverage, discriminator ROC/AUC [5, 9]
     checks  -- the exercise checks, one module per chapter [all]
+    assignments -- student versions of the notebooks (nbgrader), exercises for the tests [all]
+    book    -- the book build's executed notebooks, exported from its execution cache [all]
 """
 
 __version__ = "0.1.0"

@@ -1,0 +1,154 @@
+"""Student versions of the notebooks, and the exercises they contain (all chapters).
+
+The course keeps one copy of each notebook, the instructor version, with the
+solutions between nbgrader markers (see CONTRIBUTING.md)::
+
+    # %% nbgrader={"grade": false, "grade_id": "ch01-ex1", "solution": true, ...}
+    def f(x):
+        ### BEGIN SOLUTION
+        return 2 * x
+        ### END SOLUTION
+
+    # %% nbgrader={"grade": true, "grade_id": "ch01-ex1-check", "locked": true, "points": 1, ...}
+    from course_lib.checks.ch01 import check_f
+    check_f(f)
+
+:func:`student_version` runs nbgrader's own preprocessors on it: ``ClearSolutions``
+replaces each solution region by ``raise NotImplementedError()``, ``ClearHiddenTests``
+drops hidden tests, ``LockCells`` locks the check cells, ``ClearOutput`` empties outputs
+and ``CheckCellMetadata`` validates the nbgrader metadata (unique grade ids, points),
+so ``nbgrader generate_assignment`` accepts the same notebooks. Notebooks are read
+with jupytext, so the py:percent sources work directly.
+
+:func:`exercises` pairs each check cell with the solution cells before it; the tests
+run each pair on its own (instructor version passes, student version fails).
+
+Command line (``make student``)::
+
+    python -m course_lib.assignments --out _build/student notebooks/ch*.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+STUB = "raise NotImplementedError()"
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise: its solution cells and the check cell that grades them."""
+
+    notebook: str
+    grade_id: str  # the check cell's grade_id
+    solutions: tuple[str, ...]  # sources of the solution cells, in order
+    check: str  # source of the check cell
+
+    @property
+    def source(self) -> str:
+        """The solution cells and the check cell as one self-contained program."""
+        return "\n\n".join([*self.solutions, self.check])
+
+
+def read_notebook(path: str | Path) -> NotebookNode:
+    """Read a notebook from ``.ipynb`` or from its jupytext py:percent ``.py`` source."""
+    import jupytext
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No notebook at {path}.")
+    return jupytext.read(path)
+
+
+def _nbgrader(cell: NotebookNode) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def exercises(nb: NotebookNode, name: str = "notebook") -> list[Exercise]:
+    """The exercises of a notebook: every check (nbgrader ``grade``) code cell with the
+    solution cells since the previous check cell.
+
+    Raises ``ValueError`` for a solution cell with no check cell after it, and for a
+    code cell with ``### BEGIN SOLUTION`` that is not marked as a solution cell.
+    """
+    out, pending = [], []
+    for i, cell in enumerate(nb.cells):
+        meta = _nbgrader(cell)
+        if cell.cell_type == "code" and BEGIN_SOLUTION in cell.source and not meta.get("solution"):
+            raise ValueError(
+                f"{name}, cell {i}: has {BEGIN_SOLUTION!r} but no nbgrader solution metadata; "
+                'start it with `# %% nbgrader={"solution": true, ...}` (see CONTRIBUTING.md).'
+            )
+        if meta.get("solution") and cell.cell_type == "code":
+            pending.append(cell.source)
+        elif meta.get("grade") and cell.cell_type == "code":
+            if not pending:
+                raise ValueError(f"{name}, cell {i}: check cell {meta.get('grade_id')!r} has no solution cell before it.")
+            out.append(Exercise(name, meta.get("grade_id", f"cell-{i}"), tuple(pending), cell.source))
+            pending = []
+    if pending:
+        raise ValueError(f"{name}: the last solution cell has no check cell after it.")
+    return out
+
+
+def student_version(nb: NotebookNode) -> NotebookNode:
+    """A copy of ``nb`` with solutions replaced by ``raise NotImplementedError()``.
+
+    Uses nbgrader's preprocessors (see the module docstring); check cells, prose and
+    every other cell are kept. Outputs are cleared and jupytext pairing metadata dropped,
+    so the result is a plain ``.ipynb`` to hand out.
+    """
+    from nbgrader.preprocessors import (
+        CheckCellMetadata,
+        ClearHiddenTests,
+        ClearOutput,
+        ClearSolutions,
+        LockCells,
+    )
+
+    nb = copy.deepcopy(nb)
+    nb.metadata.pop("jupytext", None)
+    nb.metadata.setdefault("kernelspec", {}).setdefault("language", "python")
+    nbformat.validator.normalize(nb)  # jupytext notebooks may lack cell ids
+    resources: dict = {}
+    for pre in (CheckCellMetadata(), ClearSolutions(), ClearHiddenTests(), LockCells(), ClearOutput()):
+        nb, resources = pre.preprocess(nb, resources)
+    return nb
+
+
+def write_student_versions(sources: Iterable[str | Path], out_dir: str | Path) -> list[Path]:
+    """Write ``<out_dir>/<stem>.ipynb``, the student version of each notebook in ``sources``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for src in sources:
+        src = Path(src)
+        student = student_version(read_notebook(src))
+        target = out_dir / f"{src.stem}.ipynb"
+        nbformat.write(student, target)
+        written.append(target)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write student versions of course notebooks.")
+    parser.add_argument("notebooks", nargs="+", help="notebooks/chNN_*.py (or .ipynb)")
+    parser.add_argument("--out", default="_build/student", help="output folder (default: %(default)s)")
+    args = parser.parse_args(argv)
+    written = write_student_versions(args.notebooks, args.out)
+    total = sum(len(exercises(read_notebook(src), str(src))) for src in args.notebooks)
+    print(f"Wrote {len(written)} student notebooks with {total} exercises to {args.out}/")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
