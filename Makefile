@@ -87,6 +87,7 @@ unit: $(STAMP)
 	$(PY) -m pytest -q -m "not browser" tests
 
 nbval: $(STAMP)
+	@test -n "$(NOTEBOOKS)" || { echo "no notebooks/*.ipynb found: nothing for nbval to run"; exit 1; }
 	$(PY) -m pytest -q --nbval-lax $(NOTEBOOKS)
 
 # Debian's Chromium for the browser test; installed with apt-get when missing (CI runs as root).
