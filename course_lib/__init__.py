@@ -10,6 +10,8 @@ Modules (chapter in brackets):
     viz     -- sample grids, curves, 2-D scatter plots [0]
     train   -- the shared training loop: budgets (epochs/steps/seconds), history, NaN guard [0]
     distributions -- log-densities, closed-form Gaussian KL, reparameterised sample [1, 6]
+    features -- feature extractors: the course's MNIST classifier, Inception-v3 [9]
+    metrics -- FID, KID, IS, precision/recall, mode coverage, discriminator ROC/AUC [5, 9]
     checks  -- the exercise checks, one module per chapter [all]
 """
 

@@ -1,0 +1,676 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Chapter 9 — Evaluating generative models
+#
+# A GAN has no likelihood to report, and a VAE's ELBO says little about how its samples
+# look {cite}`theis2016note`. So we judge generators by their **samples**: we pass real and
+# generated images through a fixed network and compare the two clouds of features. This
+# chapter builds the standard scores and, more importantly, shows what each one sees and
+# what it misses:
+#
+# * the **Fréchet Inception Distance** (FID) {cite}`heusel2017fid`, and how to compute it
+#   stably and fast;
+# * the **Kernel Inception Distance** (KID) {cite}`binkowski2018kid`, which is unbiased;
+# * the **Inception Score** (IS) {cite}`salimans2016improved`;
+# * **precision and recall** {cite}`kynkaanniemi2019pr`, which separate quality from diversity;
+# * **mode coverage** on the 2-D toy mixtures {cite}`srivastava2017veegan,lin2018pacgan`;
+# * how to judge a **discriminator**: accuracy, the ROC curve and its AUC.
+#
+# We need no trained GAN for this. A "generator" here is real MNIST with a controlled
+# defect: Gaussian noise, blur, dropped classes (simulated mode collapse), a few images
+# duplicated, or the training images copied outright (memorisation). Because we know the
+# defect, we can check what each score reports.
+
+# %%
+import math
+import time
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+import scipy.linalg
+import torch
+from torchvision.transforms.functional import gaussian_blur
+
+from course_lib import data, features, metrics, utils, viz
+
+t_start = time.perf_counter()
+g = utils.seed_everything(0)
+n = utils.fast_or_full(500, 2000)  # images per set in the comparisons below
+kid_subsets = utils.fast_or_full(10, 100)
+print("images per set:", n, "| fast mode:", utils.fast_mode())
+
+# %% [markdown]
+# ## 9.1 A feature extractor for MNIST
+#
+# The published scores use Inception-v3 features from ImageNet. For 28×28 digits we use a
+# network trained on digits instead: `features.load_mnist_classifier()` returns the course's
+# small CNN, trained on the 4,000 embedded training digits by `tools/train_mnist_classifier.py`
+# and shipped with the package. Loading checks the file's SHA-256 against its training card
+# and uses `weights_only=True`. Its `.features(x)` are the 128 penultimate activations (for
+# FID, KID, precision/recall) and its softmax gives $p(y \mid x)$ (for IS).
+#
+# (If you have torchvision's Inception-v3 weights file, `features.inception_v3_features(path)`
+# gives the 2048-d pool features with the same interface. They are not the TensorFlow
+# graph of the FID paper, so compare its numbers with each other, not with published tables.)
+
+# %%
+clf = features.load_mnist_classifier()
+card = features.mnist_classifier_card()
+test = data.load_mnist("test")
+acc = features.accuracy(clf, test.data, test.targets)
+print(f"test accuracy {acc:.4f} (card says {card['test_accuracy']}); trained with: {card['recipe']}")
+assert acc >= 0.98, "the shipped classifier must reach 98% on the embedded test split"
+
+# %% [markdown]
+# The reference set $R$ and the pool $P$ that our "generators" draw from are two disjoint,
+# class-balanced halves of the embedded training split (2,000 digits each). Both come from
+# the split the classifier was trained on, so neither side is favoured.
+
+# %%
+train = data.load_mnist("train")
+half_r, half_p = [], []
+for c in range(10):
+    idx = torch.nonzero(train.targets == c).flatten()
+    idx = idx[torch.randperm(len(idx), generator=g)]
+    half_r.append(idx[:200])
+    half_p.append(idx[200:])
+half_r, half_p = torch.cat(half_r), torch.cat(half_p)
+half_r, half_p = half_r[torch.randperm(2000, generator=g)], half_p[torch.randperm(2000, generator=g)]
+pool, pool_y = train.data[half_p], train.targets[half_p]  # (2000, 1, 28, 28), (2000,)
+real = train.data[half_r[:n]]  # (n, 1, 28, 28): the reference set R
+
+
+def add_noise(x, sigma):
+    return (x + sigma * torch.randn(x.shape, generator=g)).clamp(0, 1)
+
+
+def blur(x, sigma):
+    return gaussian_blur(x, kernel_size=2 * math.ceil(3 * sigma) + 1, sigma=sigma)
+
+
+def keep_classes(k):
+    """Mode collapse: n images drawn only from the digits 0..k-1."""
+    chosen = pool[pool_y < k]
+    return chosen[torch.randint(len(chosen), (n,), generator=g)]
+
+
+def duplicate(m):
+    """Low diversity: m distinct images, each repeated n/m times."""
+    return pool[:m].repeat(n // m + 1, 1, 1, 1)[:n]
+
+
+generators = {
+    "real (other half)": pool[:n],
+    "noise 0.1": add_noise(pool[:n], 0.1),
+    "noise 0.2": add_noise(pool[:n], 0.2),
+    "noise 0.4": add_noise(pool[:n], 0.4),
+    "blur 0.7": blur(pool[:n], 0.7),
+    "blur 1.0": blur(pool[:n], 1.0),
+    "blur 1.5": blur(pool[:n], 1.5),
+    "blend of two": 0.5 * (pool[:n] + pool.flip(0)[:n]),
+    "5 classes": keep_classes(5),
+    "2 classes": keep_classes(2),
+    "10 images repeated": duplicate(10),
+    "copies of R": real.clone(),
+}
+fig, axes = plt.subplots(2, 6, figsize=(15, 5.5))
+for ax, (name, imgs) in zip(axes.flat, generators.items()):
+    viz.show_images(imgs[:16], nrow=4, title=name, ax=ax)
+plt.tight_layout()
+
+# %% [markdown]
+# ## 9.2 The Fréchet distance, and how to compute it
+#
+# FID fits a Gaussian to each cloud of features, $\mathcal N(\mu_1, \Sigma_1)$ for the real
+# images and $\mathcal N(\mu_2, \Sigma_2)$ for the generated ones, and reports the squared
+# Fréchet (Wasserstein-2) distance between them (Dowson & Landau, 1982):
+#
+# $$
+# \mathrm{FID} = \lVert \mu_1 - \mu_2 \rVert^2 + \operatorname{Tr}\Sigma_1 + \operatorname{Tr}\Sigma_2
+#   - 2 \operatorname{Tr}\big(\Sigma_1^{1/2}\,\Sigma_2\,\Sigma_1^{1/2}\big)^{1/2}.
+# $$
+#
+# Two closed forms check any implementation. Equal Gaussians give
+# $\operatorname{Tr}(\Sigma^{1/2}\Sigma\Sigma^{1/2})^{1/2} = \operatorname{Tr}\Sigma$, so FID $= 0$.
+# Isotropic ones, $\Sigma_k = \sigma_k^2 I_d$, give
+# $\lVert\Delta\mu\rVert^2 + d\sigma_1^2 + d\sigma_2^2 - 2d\sigma_1\sigma_2 = \lVert\Delta\mu\rVert^2 + d(\sigma_1-\sigma_2)^2$.
+#
+# **The trace term without a general matrix square root.** Published code takes
+# `scipy.linalg.sqrtm(S1 @ S2)` (pytorch-fid) or the complex eigenvalues of `S1 @ S2`
+# (torchmetrics). Both treat $\Sigma_1\Sigma_2$ as a general non-symmetric matrix: slow,
+# and rounding can push its eigenvalues off the real axis. Yet we need only a sum of
+# eigenvalues, and a symmetric matrix has them. Factor $\Sigma_1 = BB^\top$ with any $B$.
+# Then
+#
+# $$
+# \Sigma_1\Sigma_2 = B\,(B^\top\Sigma_2) \quad\text{and}\quad (B^\top\Sigma_2)\,B = B^\top\Sigma_2 B =: M .
+# $$
+#
+# $XY$ and $YX$ have the same non-zero eigenvalues. So $\Sigma_1\Sigma_2$ has the eigenvalues
+# of $M$, which is **symmetric positive semi-definite**: they are real and $\ge 0$. With
+# $B = \Sigma_1^{1/2}$, $M$ is exactly the matrix inside the trace above. Hence
+#
+# $$
+# \operatorname{Tr}\big(\Sigma_1^{1/2}\Sigma_2\Sigma_1^{1/2}\big)^{1/2} = \operatorname{Tr}\sqrt{\Sigma_1\Sigma_2}
+#  = \sum_i \sqrt{\lambda_i(B^\top\Sigma_2 B)} .
+# $$
+#
+# `metrics.trace_sqrt_product` takes $B$ from a Cholesky factorisation with pivoting
+# (LAPACK `dpstrf`), which stops at the numerical rank. It therefore also works when
+# $\Sigma_1$ is singular, as it always is with fewer samples than features. Then it needs
+# one symmetric eigenvalue problem, `eigvalsh`, in float64.
+#
+# **An independent reference.** Write the centred features as $A_k = (X_k - \bar x_k)/\sqrt{n_k-1}$,
+# so $\Sigma_k = A_k^\top A_k$. The non-zero eigenvalues of
+# $A_1^\top A_1 A_2^\top A_2$ are those of $(A_1A_2^\top)(A_1A_2^\top)^\top$. These are the
+# squared singular values of $A_1A_2^\top$, so
+# $\operatorname{Tr}\sqrt{\Sigma_1\Sigma_2} = \lVert A_1A_2^\top\rVert_*$, the nuclear norm.
+# `metrics.fid_nuclear` computes FID this way from the features. It never forms a product
+# of covariances, so we use it as the reference.
+
+# %%
+d = 6
+mu1, mu2 = torch.randn(d, generator=g).numpy(), torch.randn(d, generator=g).numpy()
+s1, s2 = 0.5, 1.7
+iso = metrics.frechet_distance(mu1, s1**2 * np.eye(d), mu2, s2**2 * np.eye(d))
+assert abs(iso - (((mu1 - mu2) ** 2).sum() + d * (s1 - s2) ** 2)) < 1e-10, "isotropic closed form"
+a = torch.randn(d, d, generator=g).double().numpy()
+sigma = a @ a.T
+assert abs(metrics.frechet_distance(mu1, sigma, mu1, sigma)) < 1e-10, "equal Gaussians give 0"
+
+feat = {name: features.extract(clf, imgs).double().numpy() for name, imgs in generators.items()}
+f_real = features.extract(clf, real).double().numpy()  # (n, 128)
+
+
+def fid_sqrtm(x, y):
+    """The pytorch-fid recipe: scipy's general matrix square root of S1 S2."""
+    c1, c2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy warns "Matrix is singular" when n <= d
+        root = scipy.linalg.sqrtm(c1 @ c2)
+    diff = x.mean(0) - y.mean(0)
+    return diff @ diff + np.trace(c1) + np.trace(c2) - 2 * np.trace(root).real, np.abs(root.imag).max()
+
+
+ours = metrics.fid(f_real, feat["noise 0.2"])
+ref = metrics.fid_nuclear(f_real, feat["noise 0.2"])
+via_sqrtm, _ = fid_sqrtm(f_real, feat["noise 0.2"])
+print(f"full rank (n={n} > d=128): ours {ours:.8f}  nuclear-norm reference {ref:.8f}  sqrtm {via_sqrtm:.8f}")
+assert abs(ours - ref) < 1e-8 * ref and abs(via_sqrtm - ref) < 1e-6 * ref
+
+# %% [markdown]
+# Now the case that breaks published code: **fewer samples than features**. With 60 images
+# and 128 features, each covariance has rank at most 59, and $\Sigma_1\Sigma_2$ has at least
+# 69 zero eigenvalues. In floating point they come out as tiny numbers of either sign, or as
+# complex pairs. The general methods then take square roots of negative or complex numbers.
+
+# %%
+x60, y60 = f_real[:60], feat["noise 0.2"][:60]
+c1, c2 = np.cov(x60, rowvar=False), np.cov(y60, rowvar=False)
+ev = np.linalg.eigvals(c1 @ c2)
+print(f"eigvals(S1 S2): min real part {ev.real.min():.2e}, max |imag| {np.abs(ev.imag).max():.2e}")
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # n <= d: we know the covariances are rank-deficient
+    ours60 = metrics.fid(x60, y60)
+ref60 = metrics.fid_nuclear(x60, y60)
+sq60, imag60 = fid_sqrtm(x60, y60)
+print(f"n=60: ours {ours60:.10f}  reference {ref60:.10f}  sqrtm {sq60:.10f} (|imag| up to {imag60:.1e})")
+assert (ev.real < 0).any() or (ev.imag != 0).any(), "rounding leaves the real axis"
+assert math.isfinite(ours60) and abs(ours60 - ref60) < 1e-9 * ref60
+assert abs(ours60 - ref60) < abs(sq60 - ref60) or abs(sq60 - ref60) < 1e-12 * ref60
+
+# %% [markdown]
+# On this 128-d example every method still lands near the answer. The differences grow with
+# the dimension. `benchmarks/bench_fid.py` runs the three methods on 2048-d Inception-sized
+# features, with 5,000 samples and with a rank-deficient 1,000, and reports the time and the
+# error of each. The course's method is several times faster than `sqrtm` and `eigvals`, and
+# it is accurate to float64 rounding in both cases (figures in the README).
+#
+# ### Exercise 1: the trace of the matrix square root
+#
+# Write `trace_sqrt_product(sigma1, sigma2)`, returning $\operatorname{Tr}\sqrt{\Sigma_1\Sigma_2}$
+# for two covariance matrices (NumPy arrays). Use a symmetric form: compute $\Sigma_1^{1/2}$
+# from `np.linalg.eigh`, then the eigenvalues of $\Sigma_1^{1/2}\Sigma_2\Sigma_1^{1/2}$ with
+# `np.linalg.eigvalsh`. It must stay finite when $\Sigma_1$ is singular.
+
+# %% nbgrader={"grade": false, "grade_id": "ch09-ex1", "locked": false, "schema_version": 3, "solution": true, "task": false}
+import numpy as np
+
+
+def trace_sqrt_product(sigma1, sigma2):
+    """Tr sqrt(sigma1 @ sigma2) for covariance matrices (d, d)."""
+    ### BEGIN SOLUTION
+    w, v = np.linalg.eigh(sigma1)
+    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T  # sigma1^(1/2), symmetric
+    lam = np.linalg.eigvalsh(root @ sigma2 @ root)  # real, >= 0 up to rounding
+    return float(np.sqrt(np.clip(lam, 0, None)).sum())
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ch09-ex1-check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_lib.checks.ch09 import check_trace_sqrt_product
+
+check_trace_sqrt_product(trace_sqrt_product)
+
+# %% [markdown]
+# ## 9.3 What each score sees: the corruption table
+#
+# For every "generator" we compute FID, KID, IS, precision and recall against the reference
+# set $R$, all with $n$ images per side and the same features. The first row, a second
+# sample of real digits, gives the **floor**: the score a perfect generator would get at this
+# $n$. FID between two real samples is not 0, and a model should not be expected to beat it.
+
+# %%
+probs = {name: features.probabilities(clf, imgs).double().numpy() for name, imgs in generators.items()}
+table = {}
+for name in generators:
+    table[name] = {
+        "FID": metrics.fid(f_real, feat[name]),
+        "KID": metrics.kid(f_real, feat[name], subsets=kid_subsets, subset_size=min(n, 1000))[0],
+        "IS": metrics.inception_score(probs[name], splits=5)[0],
+        **dict(zip(("precision", "recall"), metrics.precision_recall(f_real, feat[name]))),
+    }
+print(f"{'generator':<20}" + "".join(f"{c:>11}" for c in table["real (other half)"]))
+for name, row in table.items():
+    print(f"{name:<20}" + "".join(f"{v:11.3f}" for v in row.values()))
+
+# %% [markdown]
+# What the table shows, and what the cell below checks:
+#
+# * **FID grows with every defect**: more noise or more blur gives a higher FID, and every
+#   corrupted set scores above the real-vs-real floor.
+# * **Memorisation beats the floor.** Copying the reference set gives FID exactly 0, which
+#   is *better than real data*. A score below the real-vs-real floor is a red flag, not a
+#   triumph. No sample-based score here penalises copying (section 9.7).
+# * **Mode collapse** (2 classes, or 10 images repeated) gives a large FID and KID. IS drops
+#   to about the number of classes left.
+
+# %%
+fid_ = {name: row["FID"] for name, row in table.items()}
+floor = fid_["real (other half)"]
+assert fid_["noise 0.1"] < fid_["noise 0.2"] < fid_["noise 0.4"], "FID must grow with noise"
+assert fid_["blur 0.7"] < fid_["blur 1.0"] < fid_["blur 1.5"], "FID must grow with blur"
+assert all(v > floor for k, v in fid_.items() if k not in ("real (other half)", "copies of R"))
+assert fid_["copies of R"] < floor and abs(fid_["copies of R"]) < 1e-8, "memorisation scores 0, below the floor"
+assert fid_["2 classes"] > 10 * floor and fid_["10 images repeated"] > 10 * floor
+
+fig, ax = plt.subplots(figsize=(9, 3.5))
+ax.barh(list(fid_), list(fid_.values()), color=["tab:green"] + ["tab:blue"] * (len(fid_) - 2) + ["tab:red"])
+ax.axvline(floor, color="k", ls="--", label="real-vs-real floor")
+ax.set_xscale("symlog", linthresh=1)
+ax.set_xlabel(f"FID (n = {n}, MNIST-classifier features)")
+ax.invert_yaxis()
+ax.legend();
+
+# %% [markdown]
+# ## 9.4 FID is biased by the sample size; KID is not
+#
+# FID plugs *estimated* means and covariances into a non-linear formula. Noise in
+# $\hat\Sigma$ does not average out: the estimate $\widehat{\mathrm{FID}}_n$ exceeds the true
+# distance by a term that shrinks roughly like $c/n$, and $c$ depends on the generator.
+# Two models compared at different $n$, or even at the same $n$, can swap ranks.
+#
+# KID {cite}`binkowski2018kid` is the squared maximum mean discrepancy with the kernel
+# $k(x, y) = (x^\top y/d + 1)^3$. Its estimate is an average over pairs of *distinct* samples:
+#
+# $$
+# \widehat{\mathrm{MMD}}^2_u = \frac{1}{m(m-1)}\sum_{i\ne j}k(x_i,x_j) + \frac{1}{n(n-1)}\sum_{i\ne j}k(y_i,y_j)
+#  - \frac{2}{mn}\sum_{i,j}k(x_i,y_j).
+# $$
+#
+# Every term is a mean of $k$ over independent pairs, so its expectation is exactly
+# $\mathbb E\,k(x,x') + \mathbb E\,k(y,y') - 2\,\mathbb E\,k(x,y) = \mathrm{MMD}^2$, at every
+# $n$. The estimate is **unbiased**. It can even be negative when the two distributions are
+# equal. We measure both scores on repeated draws of real-vs-real and real-vs-noisy samples.
+
+# %%
+f_pool_r = features.extract(clf, train.data[half_r]).double().numpy()  # (2000, 128)
+f_pool_p = features.extract(clf, pool).double().numpy()
+f_pool_noisy = features.extract(clf, add_noise(pool, 0.2)).double().numpy()
+sizes = utils.fast_or_full([100, 200, 500, 1000], [50, 100, 200, 500, 1000, 2000])
+reps = utils.fast_or_full(8, 20)
+rng = np.random.default_rng(0)
+bias = {key: {"fid": [], "kid": []} for key in ("real", "noise 0.2")}
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # the smallest n are <= d = 128: rank-deficient on purpose
+    for m in sizes:
+        runs = {key: ([], []) for key in bias}
+        for _ in range(reps):
+            ia, ib = rng.choice(2000, m, replace=False), rng.choice(2000, m, replace=False)
+            for key, other in (("real", f_pool_p), ("noise 0.2", f_pool_noisy)):
+                runs[key][0].append(metrics.fid(f_pool_r[ia], other[ib]))
+                runs[key][1].append(metrics.mmd2_unbiased(f_pool_r[ia], other[ib]))
+        for key, (fids, kids) in runs.items():
+            bias[key]["fid"].append((np.mean(fids), np.std(fids) / math.sqrt(reps)))
+            bias[key]["kid"].append((np.mean(kids), np.std(kids) / math.sqrt(reps)))
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+for key, style in (("real", "o-"), ("noise 0.2", "s-")):
+    for ax, score in zip(axes, ("fid", "kid")):
+        mean, se = np.array(bias[key][score]).T
+        ax.errorbar(sizes, mean, yerr=2 * se, fmt=style, label=f"R vs {key}", capsize=3)
+for ax, title in zip(axes, ("FID: falls with n", "KID: flat in n (unbiased)")):
+    ax.set_xscale("log")
+    ax.set_xlabel("samples per set n")
+    ax.set_title(title)
+    ax.legend()
+axes[1].axhline(0, color="k", lw=0.5)
+for key in bias:
+    print(key, "FID:", [f"{v:.1f}" for v, _ in bias[key]["fid"]], "KID:", [f"{v:.2f}" for v, _ in bias[key]["kid"]])
+
+# %% [markdown]
+# Checks of what the plot shows:
+#
+# * real-vs-real FID falls steadily with $n$, by more than a factor of 5 over the range;
+# * **ranks swap**: a sample of *real* digits scored at the smallest $n$ gets a worse FID than
+#   the noisy generator scored at the largest $n$;
+# * KID at every $n$ agrees with KID at the largest $n$ within its standard error, for both
+#   pairs. For real vs real it stays within a few percent of the noisy generator's KID, i.e.
+#   close to 0. (Not exactly 0: our two fixed pools of 2,000 digits differ a little, and all
+#   the draws come from them);
+# * for the noisy generator, KID stays put while FID moves a lot.
+#
+# The rule that follows: report FID only at a fixed, stated $n$ (10,000 or 50,000 in papers),
+# and always next to the real-vs-real floor at that $n$. Use KID when you must compare
+# across sample sizes or with few samples.
+
+# %%
+fid_real = [v for v, _ in bias["real"]["fid"]]
+fid_noisy = [v for v, _ in bias["noise 0.2"]["fid"]]
+assert all(a > b for a, b in zip(fid_real, fid_real[1:])), "real-vs-real FID must fall with n"
+assert fid_real[0] > 5 * fid_real[-1]
+assert fid_real[0] > fid_noisy[-1], "a real sample at small n looks worse than noise at large n"
+for key in bias:  # KID at every n agrees with KID at the largest n, within 4 standard errors
+    (last, se_last) = bias[key]["kid"][-1]
+    assert all(abs(v - last) < 4 * math.hypot(se, se_last) for v, se in bias[key]["kid"]), key
+assert all(abs(v) < 0.1 * w for (v, _), (w, _) in zip(bias["real"]["kid"], bias["noise 0.2"]["kid"]))
+kid_noisy = [v for v, _ in bias["noise 0.2"]["kid"]]
+kid_change = abs(kid_noisy[0] - kid_noisy[-1]) / kid_noisy[-1]
+fid_change = abs(fid_noisy[0] - fid_noisy[-1]) / fid_noisy[-1]
+print(f"noisy generator, smallest vs largest n: FID changes {fid_change:.0%}, KID {kid_change:.0%}")
+assert kid_change < 0.25 < fid_change
+
+# %% [markdown]
+# ### Exercise 2: the unbiased MMD² of KID
+#
+# Write `mmd2_unbiased(x, y)` for features `x` of shape (m, d) and `y` of shape (n, d)
+# (NumPy arrays), using the kernel $k(a, b) = (a^\top b / d + 1)^3$ and the formula above.
+# Leave out the diagonal terms $k(x_i, x_i)$.
+
+# %% nbgrader={"grade": false, "grade_id": "ch09-ex2", "locked": false, "schema_version": 3, "solution": true, "task": false}
+import numpy as np
+
+
+def mmd2_unbiased(x, y):
+    """Unbiased MMD^2 between samples x (m, d) and y (n, d) with the cubic polynomial kernel."""
+    ### BEGIN SOLUTION
+    m, n, d = len(x), len(y), x.shape[1]
+    kxx = (x @ x.T / d + 1) ** 3  # (m, m)
+    kyy = (y @ y.T / d + 1) ** 3  # (n, n)
+    kxy = (x @ y.T / d + 1) ** 3  # (m, n)
+    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+                 + (kyy.sum() - np.trace(kyy)) / (n * (n - 1)) - 2 * kxy.mean())
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ch09-ex2-check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_lib.checks.ch09 import check_mmd2_unbiased
+
+check_mmd2_unbiased(mmd2_unbiased)
+
+# %% [markdown]
+# ## 9.5 The Inception Score
+#
+# IS {cite}`salimans2016improved` looks only at the generated images, through a classifier's
+# predictions $p(y\mid x)$. A good sample gets a confident prediction, and a good *set* uses
+# every class, so that the marginal $p(y) = \mathbb E_x\,p(y\mid x)$ is flat:
+#
+# $$
+# \mathrm{IS} = \exp\Big(\mathbb E_x\,\mathrm{KL}\big(p(y\mid x)\,\|\,p(y)\big)\Big)
+#  = \exp\big(H[p(y)] - \mathbb E_x H[p(y\mid x)]\big) \in [1, K].
+# $$
+#
+# The second form follows from writing out the KL. IS reaches $K$ for confident predictions
+# spread evenly over $K$ classes. If only $k$ classes appear, each confidently and equally
+# often, then $H[p(y)] = \log k$ and IS $= k$. That gives us a closed form to check against
+# the "5 classes" and "2 classes" rows. IS never looks at real data. It cannot see
+# memorisation, and it cannot see a generator that draws one perfect digit per class.
+
+# %%
+is_ = {name: row["IS"] for name, row in table.items()}
+print({k: round(v, 2) for k, v in is_.items()})
+assert 9 < is_["real (other half)"] < 10, "real digits: confident and balanced, so close to K = 10"
+assert abs(is_["5 classes"] - 5) < 0.5 and abs(is_["2 classes"] - 2) < 0.2, "k classes give IS close to k"
+assert abs(is_["copies of R"] - is_["real (other half)"]) < 0.2, "IS cannot see memorisation"
+assert is_["noise 0.4"] < is_["noise 0.1"], "unclear digits make the classifier less confident"
+
+# %% [markdown]
+# ### Exercise 3: the Inception Score
+#
+# Write `inception_score(probs)` for class probabilities `probs` of shape (N, K) (rows sum
+# to one), computed on all N rows at once (one split). Make sure a probability of exactly 0
+# contributes $0 \log 0 = 0$.
+
+# %% nbgrader={"grade": false, "grade_id": "ch09-ex3", "locked": false, "schema_version": 3, "solution": true, "task": false}
+import numpy as np
+
+
+def inception_score(probs):
+    """exp(E_x KL(p(y|x) || p(y))) for probs (N, K)."""
+    ### BEGIN SOLUTION
+    from scipy.special import xlogy
+
+    p_y = probs.mean(axis=0, keepdims=True)  # (1, K): the marginal over images
+    kl = (xlogy(probs, probs) - xlogy(probs, np.broadcast_to(p_y, probs.shape))).sum(axis=1)  # (N,)
+    return float(np.exp(kl.mean()))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ch09-ex3-check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_lib.checks.ch09 import check_inception_score
+
+check_inception_score(inception_score)
+
+# %% [markdown]
+# ## 9.6 Precision and recall: quality and diversity, separately
+#
+# FID and KID fold two failures into one number: samples that look wrong (low quality) and
+# samples that miss part of the data (low diversity). Improved precision and recall
+# {cite}`kynkaanniemi2019pr` (after {cite:t}`sajjadi2018precision`) keep them apart. Put a
+# ball around each real feature $r_i$, with radius $\rho_k(r_i)$ equal to the distance to
+# its $k$-th nearest real neighbour. The union of the balls estimates the support of the real
+# data. Do the same for the fakes. Then
+#
+# $$
+# \text{precision} = \frac1{n_f}\sum_j \mathbb 1\big[f_j \in \textstyle\bigcup_i B(r_i, \rho_k(r_i))\big], \qquad
+# \text{recall} = \frac1{n_r}\sum_i \mathbb 1\big[r_i \in \textstyle\bigcup_j B(f_j, \rho_k(f_j))\big].
+# $$
+#
+# Precision is the share of fakes that land where real data lives. Recall is the share of
+# real data that the fakes reach.
+
+# %%
+pr = {name: (row["precision"], row["recall"]) for name, row in table.items()}
+fig, ax = plt.subplots(figsize=(5.5, 5))
+for name, (p, r) in pr.items():
+    ax.scatter(r, p)
+    ax.annotate(name, (r, p), fontsize=8, xytext=(3, 3), textcoords="offset points")
+ax.set_xlabel("recall (diversity)")
+ax.set_ylabel("precision (quality)")
+ax.set_xlim(-0.05, 1.1)
+ax.set_ylim(-0.05, 1.1)
+ax.set_title(f"k = 3, n = {n}");
+
+# %% [markdown]
+# The two axes separate the two failures:
+#
+# * **mode collapse** ("2 classes", "10 images repeated"): every sample is a real-looking digit,
+#   so precision stays high, but recall collapses;
+# * **low quality with full diversity** ("blend of two": two digits overlaid): recall stays
+#   high, because the blends spread over the whole data, but precision drops;
+# * real data sits near (1, 1) up to the estimator's noise; heavy noise loses both.
+
+# %%
+assert pr["2 classes"][0] > 0.85 and pr["2 classes"][1] < 0.3, "collapse: high precision, low recall"
+assert pr["10 images repeated"][0] > 0.85 and pr["10 images repeated"][1] < 0.05
+assert pr["blend of two"][0] < 0.6 and pr["blend of two"][1] > 0.7, "blends: low precision, high recall"
+assert min(pr["real (other half)"]) > 0.8
+assert pr["noise 0.4"][0] < pr["noise 0.1"][0] and pr["noise 0.4"][1] < pr["noise 0.1"][1]
+
+# %% [markdown]
+# **A trap: the feature norm.** `precision_recall` projects the features onto the unit
+# sphere before it builds the balls (`normalize=True`). This matters for a classifier's
+# features. Their *length* tracks the network's confidence, so junk images map close to the
+# origin. A few unusual real digits also sit there, and they carry huge $k$-NN balls. On raw
+# features, the paper's original setting, pure uniform noise scores almost perfect precision:
+
+# %%
+f_uniform = features.extract(clf, torch.rand(n, 1, 28, 28, generator=g)).double().numpy()
+raw = metrics.precision_recall(f_real, f_uniform, normalize=False)
+unit = metrics.precision_recall(f_real, f_uniform)
+print(f"uniform noise: raw-feature precision {raw[0]:.3f}, normalised {unit[0]:.3f}")
+print(f"mean feature norm: real {np.linalg.norm(f_real, axis=1).mean():.1f}, noise {np.linalg.norm(f_uniform, axis=1).mean():.1f}")
+assert raw[0] > 0.9 and unit[0] < 0.1, "raw features call noise realistic; normalised ones do not"
+
+# %% [markdown]
+# ## 9.7 Memorisation: invisible to the scores above
+#
+# A generator that returns its training images scores perfectly: FID 0 (section 9.3),
+# precision and recall 1, IS equal to real data. The direct test compares each generated
+# image with its **nearest training image**. Exact or near copies sit at distance 0, while
+# two different real digits are never that close. Papers show these nearest-neighbour
+# pairs next to their samples for this reason.
+
+# %%
+print("copies of R: precision, recall =", pr["copies of R"])
+assert pr["copies of R"] == (1.0, 1.0)
+half_copies = torch.cat([real[: n // 2], pool[: n - n // 2]])  # half memorised, half new
+exact = "donot_use_mm_for_euclid_dist"  # the fast matmul formula leaves ~1e-3 instead of exact 0
+nn_dist = torch.cdist(half_copies.flatten(1), real.flatten(1), compute_mode=exact).min(1).values  # (n,) pixel L2
+fresh_dist = torch.cdist(pool[:n].flatten(1), real.flatten(1), compute_mode=exact).min(1).values
+print(f"nearest-neighbour distance: fresh real digits >= {fresh_dist.min():.2f}; "
+      f"half-memorised set: {(nn_dist < 1e-6).float().mean():.0%} at distance 0")
+assert fresh_dist.min() > 1.0 and (nn_dist < 1e-6).float().mean() == 0.5
+assert metrics.fid(f_real, features.extract(clf, half_copies).double().numpy()) < floor
+
+# %% [markdown]
+# ## 9.8 Judging a discriminator: accuracy, ROC and AUC
+#
+# A classifier trained to tell real from generated images is a metric too, as a two-sample
+# test. It is also what a GAN's discriminator is. Its **accuracy** depends on a threshold
+# on its score. The **ROC curve** plots the true-positive rate (reals called real) against
+# the false-positive rate (fakes called real) over all thresholds. The **AUC**, the area
+# under it, equals the probability that a random real image scores above a random fake:
+# $P(s_{\text{real}} > s_{\text{fake}})$, with ties counted as 1/2. An AUC of 0.5 means the
+# discriminator cannot tell the sets apart, and 1 means it always can. We train a logistic
+# regression on pixels and evaluate it on held-out images.
+
+# %%
+from sklearn.linear_model import LogisticRegression
+
+half = n // 2
+roc = {}
+for name in ("real (other half)", "noise 0.1", "blur 1.0", "2 classes"):
+    fake = generators[name]
+    x_tr = torch.cat([real[:half], fake[:half]]).flatten(1).numpy()
+    y_tr = np.r_[np.ones(half), np.zeros(half)]
+    disc = LogisticRegression(C=0.1, max_iter=2000).fit(x_tr, y_tr)
+    scores_real = disc.decision_function(real[half:].flatten(1).numpy())  # logits
+    scores_fake = disc.decision_function(fake[half:].flatten(1).numpy())
+    roc[name] = metrics.discriminator_metrics(scores_real, scores_fake)
+    print(f"{name:<20} accuracy {roc[name].accuracy:.3f}   AUC {roc[name].auc:.3f}")
+
+fig, ax = plt.subplots(figsize=(4.5, 4.5))
+for name, rep in roc.items():
+    ax.plot(rep.fpr, rep.tpr, label=f"{name} (AUC {rep.auc:.2f})")
+ax.plot([0, 1], [0, 1], "k:", lw=1)
+ax.set_xlabel("false-positive rate (fakes called real)")
+ax.set_ylabel("true-positive rate (reals called real)")
+ax.legend(fontsize=8);
+
+# %% [markdown]
+# * Against a second real sample, the discriminator is at chance: AUC near 0.5.
+# * Noise of standard deviation 0.1, which FID puts within a factor of 2 of the floor, is
+#   caught almost perfectly. Clipping to $[0, 1]$ makes the noise raise the black background
+#   on average, and a linear model on pixels sees that at once.
+# * Blur, which FID punishes hard, is much harder for this linear discriminator. Each score
+#   sees the differences its features or its model class can express, and no others.
+# * The AUC is the Mann–Whitney probability; we check it by brute force over all pairs.
+
+# %%
+assert abs(roc["real (other half)"].auc - 0.5) < 0.1
+assert roc["noise 0.1"].auc > 0.95 and fid_["noise 0.1"] < 3 * floor, "noise: easy for D, mild for FID"
+assert roc["blur 1.0"].auc < roc["noise 0.1"].auc and fid_["blur 1.0"] > fid_["noise 0.1"], "blur: the reverse"
+rep = roc["2 classes"]
+disc = LogisticRegression(C=0.1, max_iter=2000).fit(
+    torch.cat([real[:half], generators["2 classes"][:half]]).flatten(1).numpy(), np.r_[np.ones(half), np.zeros(half)])
+s_r = disc.decision_function(real[half:].flatten(1).numpy())
+s_f = disc.decision_function(generators["2 classes"][half:].flatten(1).numpy())
+mann_whitney = ((s_r[:, None] > s_f[None]) + 0.5 * (s_r[:, None] == s_f[None])).mean()
+assert abs(mann_whitney - rep.auc) < 1e-12
+
+# %% [markdown]
+# ## 9.9 Mode coverage on the toy mixtures
+#
+# On 2-D data the modes are known, and chapter 5 scores GANs the way VEEGAN and PacGAN do
+# {cite}`srivastava2017veegan,lin2018pacgan`. A sample is **high quality** if it lies within
+# 3 standard deviations of its nearest mode centre. A mode is **captured** if at least one
+# high-quality sample has it as its nearest centre. For samples of the true mixture, the
+# distance to the centre in units of $\sigma$ follows a Rayleigh law, so the high-quality share
+# is $P(r \le 3\sigma) = 1 - e^{-9/2} \approx 98.9\%$. If a generator spreads each mode $s$
+# times too wide, the share drops to $1 - e^{-9/(2s^2)}$.
+
+# %%
+m_toy = utils.fast_or_full(20_000, 100_000)
+ring, grid = data.toy_mixture("ring", m_toy, seed=1), data.toy_mixture("grid", m_toy, seed=1)
+cov_ring = metrics.mode_coverage(ring.samples, ring.centres, ring.std)
+cov_grid = metrics.mode_coverage(grid.samples, grid.centres, grid.std)
+collapsed = ring.centres[[0, 3, 5]][torch.randint(3, (m_toy,), generator=g)] + ring.std * torch.randn(m_toy, 2, generator=g)
+wide = ring.centres[torch.randint(8, (m_toy,), generator=g)] + 2 * ring.std * torch.randn(m_toy, 2, generator=g)
+cov_collapsed = metrics.mode_coverage(collapsed, ring.centres, ring.std)
+cov_wide = metrics.mode_coverage(wide, ring.centres, ring.std)
+for name, cov in (("ring, true", cov_ring), ("grid, true", cov_grid), ("ring, 3 modes", cov_collapsed),
+                  ("ring, 2x too wide", cov_wide)):
+    print(f"{name:<18} modes {cov.modes:>2}   high quality {cov.high_quality:.2%}")
+se = math.sqrt(0.99 * 0.01 / m_toy)
+assert cov_ring.modes == 8 and cov_grid.modes == 25
+assert abs(cov_ring.high_quality - (1 - math.exp(-4.5))) < 4 * se
+assert abs(cov_grid.high_quality - (1 - math.exp(-4.5))) < 4 * se
+assert cov_collapsed.modes == 3
+assert abs(cov_wide.high_quality - (1 - math.exp(-4.5 / 4))) < 0.01
+
+fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+viz.plot_samples_2d(ring.samples[:2000], ring.centres, ax=axes[0], title="true ring: 8 modes")
+viz.plot_samples_2d(collapsed[:2000], ring.centres, ax=axes[1], title=f"collapsed: {cov_collapsed.modes} modes")
+viz.plot_samples_2d(wide[:2000], ring.centres, ax=axes[2], title=f"too wide: {cov_wide.high_quality:.0%} HQ");
+
+# %% [markdown]
+# ## Summary: what each score sees
+#
+# | score | needs real data | sees low quality | sees low diversity | sees memorisation | bias with n |
+# |---|---|---|---|---|---|
+# | FID | yes | yes | yes | no (copies score 0) | yes, ~c/n: compare at fixed n, next to the floor |
+# | KID | yes | yes | yes | no | none (unbiased) |
+# | IS | no | partly (confidence) | only class balance | no | mild |
+# | precision | yes | **yes** | no | no | with k, n |
+# | recall | yes | no | **yes** | no | with k, n |
+# | modes / HQ | known modes | HQ | modes | no | – |
+# | discriminator AUC | yes | any difference it can learn | if it can learn it | no | – |
+# | nearest neighbour | training set | no | no | **yes** | – |
+#
+# In practice, report FID or KID at a stated $n$ with the real-vs-real floor, precision and
+# recall for the trade-off between quality and diversity, and nearest-neighbour samples to
+# show the model is not copying. The GAN and VAE chapters use these functions from
+# `course_lib.metrics` with the classifier of this chapter.
+
+# %%
+elapsed = time.perf_counter() - t_start
+print(f"chapter 9 ran in {elapsed:.1f} s (fast mode: {utils.fast_mode()})")

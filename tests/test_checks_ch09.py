@@ -1,0 +1,166 @@
+"""The chapter 9 checks accept the reference answers and reject the classic mistakes by name;
+the notebook's exercise cells run on their own (instructor version passes, student version fails)."""
+
+import re
+from pathlib import Path
+
+import jupytext
+import numpy as np
+import pytest
+
+from course_lib.checks import CheckFailed
+from course_lib.checks import ch09 as C
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+# ---------------------------------------------------------------- Tr sqrt(S1 S2)
+
+
+def trace_sqrt_reference(s1, s2):
+    w, v = np.linalg.eigh(s1)
+    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    return np.sqrt(np.clip(np.linalg.eigvalsh(root @ s2 @ root), 0, None)).sum()
+
+
+def _sym_sqrt(s):
+    w, v = np.linalg.eigh(s)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def trace_sqrt_unclipped(s1, s2):
+    w, v = np.linalg.eigh(s1)
+    root = (v * np.sqrt(w)) @ v.T
+    return np.sqrt(np.linalg.eigvalsh(root @ s2 @ root)).sum()
+
+
+def test_trace_sqrt_accepts_reference(capsys):
+    C.check_trace_sqrt_product(trace_sqrt_reference)
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (lambda s1, s2: np.trace(np.sqrt(s1 @ s2)), "each entry"),
+        (lambda s1, s2: np.sqrt(np.trace(s1 @ s2)), "square root of the trace"),
+        (lambda s1, s2: np.trace(_sym_sqrt(s1) @ _sym_sqrt(s2)), "commute"),
+        (lambda s1, s2: np.trace(s1 @ s2), "without taking their square roots"),
+        (lambda s1, s2: np.sqrt(np.linalg.eigvals(s1 @ s2).astype(complex)).sum(), "complex"),
+        (trace_sqrt_unclipped, "clip"),
+        (lambda s1, s2: 2.0, "does not match"),
+        (lambda s1, s2: None, "return"),
+        (lambda s1, s2: np.diag(s1 @ s2), "one number"),
+        (stub, "not implemented"),
+    ],
+    ids=["elementwise-sqrt", "sqrt-of-trace", "product-of-roots", "no-sqrt", "complex-eigvals",
+         "no-clip", "garbage", "none", "array", "stub"],
+)
+def test_trace_sqrt_rejects(wrong, message):
+    with pytest.raises(CheckFailed, match=message):
+        C.check_trace_sqrt_product(wrong)
+
+
+# ---------------------------------------------------------------- unbiased MMD^2
+
+
+def mmd_reference(x, y):
+    d = x.shape[1]
+    kxx, kyy, kxy = ((a @ b.T / d + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
+    m, n = len(x), len(y)
+    return ((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+            - 2 * kxy.mean())
+
+
+def _k(a, b, d):
+    return (a @ b.T / d + 1) ** 3
+
+
+def test_mmd_accepts_reference():
+    C.check_mmd2_unbiased(mmd_reference)
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (lambda x, y: _k(x, x, x.shape[1]).mean() + _k(y, y, x.shape[1]).mean() - 2 * _k(x, y, x.shape[1]).mean(),
+         "V-statistic"),
+        (lambda x, y: ((_k(x, x, x.shape[1]).sum() - np.trace(_k(x, x, x.shape[1]))) / len(x) ** 2
+                       + (_k(y, y, x.shape[1]).sum() - np.trace(_k(y, y, x.shape[1]))) / len(y) ** 2
+                       - 2 * _k(x, y, x.shape[1]).mean()), r"m\(m - 1\)"),
+        (lambda x, y: mmd_reference(x * np.sqrt(x.shape[1]), y * np.sqrt(x.shape[1])), "feature dimension"),
+        (lambda x, y: mmd_reference(x, y) + _k(x, y, x.shape[1]).mean(), "cross term"),
+        (lambda x, y: mmd_reference(y[: len(x)], y), "does not match"),
+        (stub, "not implemented"),
+    ],
+    ids=["biased", "divide-m2", "no-d", "cross-once", "garbage", "stub"],
+)
+def test_mmd_rejects(wrong, message):
+    with pytest.raises(CheckFailed, match=message):
+        C.check_mmd2_unbiased(wrong)
+
+
+# ---------------------------------------------------------------- Inception Score
+
+
+def is_reference(p):
+    from scipy.special import xlogy
+
+    py = p.mean(0, keepdims=True)
+    return float(np.exp((xlogy(p, p) - xlogy(p, np.broadcast_to(py, p.shape))).sum(1).mean()))
+
+
+def test_inception_score_accepts_reference():
+    C.check_inception_score(is_reference)
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (lambda p: np.log(is_reference(p)), "log of the score"),
+        (lambda p: np.exp((p.mean(0) * (np.log(p.mean(0)) - np.log(p))).sum(1).mean()), "reversed"),
+        (lambda p: np.exp(-(p * np.log(p)).sum(1).mean()), "marginal"),
+        (lambda p: np.exp((p * (np.log(p) - np.log(p.mean(1, keepdims=True)))).sum(1).mean()), "axis 0"),
+        (lambda p: np.exp((p * (np.log(p) - np.log(p.mean(0)))).sum(1).mean()), "0 \\* log 0"),
+        (stub, "not implemented"),
+    ],
+    ids=["no-exp", "reversed-kl", "entropy-only", "wrong-axis", "log-zero", "stub"],
+)
+def test_inception_score_rejects(wrong, message):
+    with np.errstate(all="ignore"), pytest.raises(CheckFailed, match=message):
+        C.check_inception_score(wrong)
+
+
+# ---------------------------------------------------------------- the notebook's exercise cells
+
+SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION\n?", re.S | re.M)
+
+
+def _exercise_pairs():
+    cells = jupytext.read(ROOT / "notebooks" / "ch09_evaluation.py").cells
+    return [(c.metadata["nbgrader"]["grade_id"], c.source, n.source) for c, n in zip(cells, cells[1:])
+            if c.metadata.get("nbgrader", {}).get("solution") and n.metadata.get("nbgrader", {}).get("grade")]
+
+
+def _run(solution, check):
+    ns = {"__name__": "exercise"}
+    exec(compile(solution, "<solution>", "exec"), ns)
+    exec(compile(check, "<check>", "exec"), ns)
+
+
+def test_notebook_has_the_three_exercises():
+    assert [gid for gid, _, _ in _exercise_pairs()] == ["ch09-ex1", "ch09-ex2", "ch09-ex3"]
+
+
+@pytest.mark.parametrize("gid,solution,check", _exercise_pairs(), ids=lambda v: v if str(v).startswith("ch09") else "")
+def test_exercise_cells_are_self_contained(gid, solution, check, capsys):
+    _run(solution, check)  # instructor version passes on its own
+    assert "Correct" in capsys.readouterr().out
+    student = SOLUTION.sub(lambda m: f"{m.group(1)}raise NotImplementedError()\n", solution)
+    assert student != solution
+    with pytest.raises(CheckFailed, match="not implemented"):
+        _run(student, check)
