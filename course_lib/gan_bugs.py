@@ -28,7 +28,7 @@ BUGS = ("no_detach", "one_backward", "joint_step_stale", "log_sigmoid", "wrong_s
 
 def _logs(loss_d, loss_g, real_logits, fake_logits) -> dict[str, float]:
     return {
-        "loss_d": float(loss_d), "loss_g": float(loss_g),
+        "loss_d": loss_d.item(), "loss_g": loss_g.item(),
         "d_real": torch.sigmoid(real_logits).mean().item(),
         "d_fake": torch.sigmoid(fake_logits).mean().item(),
     }
