@@ -21,7 +21,9 @@ Conventions:
   MNIST this matters: a sigmoid generator facing a discriminator fed raw [0, 1]
   pixels mode-collapses far more often (measured for chapter 3).
   ``sample(n)`` draws ``n`` images. Class-conditional models (``n_classes > 0``)
-  take integer ``labels`` (Mirza & Osindero, 2014).
+  take integer ``labels`` (Mirza & Osindero, 2014): the generator appends a learned
+  label code to ``z``, the discriminator sees a one-hot label (MLP) or projects a
+  class embedding onto its features (DCGAN; Miyato & Koyama, 2018).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from .train import History, fit
 from .utils import load_checkpoint, save_checkpoint
 
 MNIST_SHAPE = (1, 28, 28)
+LABEL_DIM = 10  # size of the generator's learned label code
 
 # --- losses (chapter 2) --------------------------------------------------------------------
 
@@ -154,13 +157,27 @@ class Generator(nn.Module):
     n_classes: int
     image_shape: tuple[int, int, int]
 
+    def _label_code(self, n_classes: int) -> int:
+        r"""Create the learned label code (if conditional); return the generator's input size.
+
+        The codes start as draws from :math:`\mathcal N(0, \tfrac{d_z}{10} I_{10})`, so their norm
+        matches that of ``z``: a one-hot label (norm 1 next to :math:`\|z\| \approx 10`) is
+        ignored for hundreds of steps (measured for chapter 4).
+        """
+        self.label_embed = None
+        if not n_classes:
+            return self.latent_dim
+        self.label_embed = nn.Embedding(n_classes, LABEL_DIM)
+        nn.init.normal_(self.label_embed.weight, std=(self.latent_dim / LABEL_DIM) ** 0.5)
+        return self.latent_dim + LABEL_DIM
+
     def _input(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must be (B, {self.latent_dim}), got {tuple(z.shape)}")
         if self.n_classes:
             if labels is None:
                 raise ValueError(f"this generator is conditional on {self.n_classes} classes: pass labels")
-            return torch.cat([z, F.one_hot(labels.long(), self.n_classes).to(z.dtype)], dim=1)
+            return torch.cat([z, self.label_embed(labels.long())], dim=1)  # (B, latent_dim + 10)
         if labels is not None:
             raise ValueError("this generator is unconditional: do not pass labels")
         return z
@@ -207,7 +224,7 @@ class MLPGenerator(Generator):
     """The classic fully connected GAN generator, 100-256-512-784 (Goodfellow et al., 2014; chapter 3).
 
     ``z (B, 100) -> 256 -> 512 -> 784 -> tanh -> (B, 1, 28, 28)``, LeakyReLU(0.2)
-    between layers, output mapped to [0, 1]. With ``n_classes > 0`` a one-hot label is appended to ``z``.
+    between layers, output mapped to [0, 1]. With ``n_classes > 0`` a learned label code is appended to ``z``.
     """
 
     def __init__(
@@ -216,7 +233,7 @@ class MLPGenerator(Generator):
     ):
         super().__init__()
         self.latent_dim, self.n_classes, self.image_shape = latent_dim, n_classes, tuple(image_shape)
-        sizes = [latent_dim + n_classes, *hidden]
+        sizes = [self._label_code(n_classes), *hidden]
         layers: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:]):
             layers += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
@@ -261,7 +278,7 @@ class DCGenerator(Generator):
     """A DCGAN generator for 28x28 images (Radford et al., 2016; chapter 4).
 
     ``z -> Linear -> (2c, 7, 7) -> ConvT -> (c, 14, 14) -> ConvT -> (1, 28, 28) -> tanh``,
-    batch norm and ReLU between layers. With ``n_classes > 0`` a one-hot label is appended to ``z``.
+    batch norm and ReLU between layers. With ``n_classes > 0`` a learned label code is appended to ``z``.
     """
 
     def __init__(self, latent_dim: int = 100, channels: int = 64, n_classes: int = 0, out_channels: int = 1):
@@ -270,7 +287,7 @@ class DCGenerator(Generator):
         self.image_shape = (out_channels, 28, 28)
         c = channels
         self.fc = nn.Sequential(
-            nn.Linear(latent_dim + n_classes, 2 * c * 7 * 7, bias=False),
+            nn.Linear(self._label_code(n_classes), 2 * c * 7 * 7, bias=False),
             nn.Unflatten(1, (2 * c, 7, 7)), nn.BatchNorm2d(2 * c), nn.ReLU(),
         )
         self.net = nn.Sequential(
@@ -303,6 +320,8 @@ class DCDiscriminator(nn.Module):
         )
         self.out = nn.Linear(2 * c * 49, 1)
         self.embed = nn.Embedding(n_classes, 2 * c * 49) if n_classes else None
+        if self.embed is not None:
+            nn.init.zeros_(self.embed.weight)  # start unconditional; N(0, 1) would swamp the logit
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         _conditional_discriminator_input(x, labels, self.n_classes)
@@ -366,7 +385,7 @@ StepFn = Callable[..., dict[str, float]]
 
 
 class GANTrainer:
-    """Trains a GAN with :func:`gan_step` on :func:`course_lib.train.fit` (chapters 3 and 4).
+    r"""Trains a GAN with :func:`gan_step` on :func:`course_lib.train.fit` (chapters 3 and 4).
 
     Holds the two networks, their Adam optimisers, the ``history`` (``loss_d``,
     ``loss_g``, ``d_real``, ``d_fake`` per step) and ``snapshots``: a list of
@@ -378,8 +397,10 @@ class GANTrainer:
     of :mod:`course_lib.gan_bugs` here); it has the same signature.
 
     ``ema > 0`` also keeps an exponential moving average of the generator's
-    weights, :math:`\bar\theta \\leftarrow \beta\bar\theta + (1-\beta)\theta` after every step
-    (Yazıcı et al., 2019; Karras et al., 2018). The average, ``G_ema``, usually
+    weights, :math:`\bar\theta \leftarrow \beta_t\bar\theta + (1-\beta_t)\theta` after every step
+    (Yazıcı et al., 2019; Karras et al., 2018), with the warm-up
+    :math:`\beta_t = \min(\beta, (1+t)/(10+t))` so that short runs do not average in the initial
+    weights. The average, ``G_ema``, usually
     gives better samples than the last iterate; :attr:`generator` returns it, and
     snapshots are drawn from it.
     """
@@ -422,7 +443,8 @@ class GANTrainer:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        beta = self.config["ema"]
+        t = self.steps_done  # warm-up: early on, average the steps so far, not the initial weights
+        beta = min(self.config["ema"], (1 + t) / (10 + t))
         for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
             p_ema.lerp_(p, 1.0 - beta)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
