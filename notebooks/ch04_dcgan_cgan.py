@@ -22,7 +22,6 @@
 # classifier-FID of chapter 9 against held-out test digits.
 
 # %%
-import math
 import tempfile
 from pathlib import Path
 
