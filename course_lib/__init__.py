@@ -12,6 +12,9 @@ Modules (chapter in brackets):
     distributions -- log-densities, closed-form Gaussian KL, reparameterised sample [1, 6]
     features -- feature extractors: the course's MNIST classifier, Inception-v3 [9]
     metrics -- FID, KID, IS, precision/recall, mode coverage, discriminator ROC/AUC [5, 9]
+    gan     -- GAN losses from logits, MLP/DCGAN/conditional models, the correct step, trainer [2-4]
+    gan_bugs -- the classic broken GAN training steps, kept to show how they fail [3]
+    recipes -- recommended, benchmarked models trained in one call (train_mnist_gan) [4]
     checks  -- the exercise checks, one module per chapter [all]
 """
 

@@ -30,7 +30,7 @@ MNIST_GAN_CONFIG: dict = {
     "batch_size": 64,
     "r1_gamma": 0.0,
     "real_label": 1.0,
-    "ema": 0.999,  # sample from an exponential moving average of G's weights
+    "ema": 0.99,  # sample from an exponential moving average of G's weights
 }
 """The recommended MNIST GAN (measured in ``benchmarks/bench_gan.py``)."""
 
