@@ -1,0 +1,76 @@
+"""Benchmark: the recommended MNIST GAN recipe against the classic MLP GAN, at equal wall time.
+
+For each budget (default 60, 120 and 300 s) it trains ``recipes.train_mnist_gan``
+(DCGAN-style, :data:`course_lib.recipes.MNIST_GAN_CONFIG`) and the classic
+100-256-512-784 MLP GAN trained correctly (chapter 3's settings,
+:data:`course_lib.recipes.CLASSIC_MLP_GAN_CONFIG`) on the embedded 4,000 MNIST
+training digits, then prints the classifier-FID (chapter 9: features of
+``course_lib.features.load_mnist_classifier``) of 1,000 samples against the 1,000
+embedded test digits. Lower is better. The load average is printed with every
+row: wall-time budgets mean fewer steps on a busy machine.
+
+    python benchmarks/bench_gan.py                     # 60, 120, 300 s: about 16 minutes
+    python benchmarks/bench_gan.py --budgets 10 20     # a quick look
+    python benchmarks/bench_gan.py --extra lr2e-4      # also the MLP with the usual lr 2e-4, batch 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import torch
+
+from course_lib import features, metrics, recipes
+from course_lib.data import load_mnist
+
+EXTRA = {
+    "lr2e-4": ("classic MLP, lr 2e-4, batch 64", {**recipes.CLASSIC_MLP_GAN_CONFIG, "lr_g": 2e-4, "lr_d": 2e-4, "batch_size": 64}),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--budgets", type=float, nargs="+", default=[60, 120, 300])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n", type=int, default=1000, help="samples for the FID (test split has 1,000)")
+    parser.add_argument("--extra", nargs="*", default=[], choices=sorted(EXTRA))
+    args = parser.parse_args()
+
+    clf = features.load_mnist_classifier()
+    test = load_mnist("test").data[: args.n]
+    test_features = features.extract(clf, test)
+    runs = [("recipe (DCGAN, ch. 4)", recipes.MNIST_GAN_CONFIG),
+            ("classic MLP (ch. 3)", recipes.CLASSIC_MLP_GAN_CONFIG)] + [EXTRA[e] for e in args.extra]
+
+    print(f"# {' '.join([os.path.basename(sys.executable), *sys.argv])}")
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, {platform.processor() or platform.machine()}")
+    real_fid = metrics.fid(features.extract(clf, load_mnist("train").data[: args.n]), test_features)
+    print(f"# reference: FID of {args.n} real training digits vs the test digits = {real_fid:.1f}")
+    print(f"{'budget s':>8}  {'model':32s} {'steps':>7} {'FID':>8}  load avg (1 min) before/after")
+    table = []
+    for budget in args.budgets:
+        for name, config in runs:
+            load0 = os.getloadavg()[0]
+            t0 = time.perf_counter()
+            G = recipes.train_mnist_gan(budget, seed=args.seed, config=config, desc=f"{name} {budget:g}s")
+            train_s = time.perf_counter() - t0
+            fake = G.sample(args.n, generator=torch.Generator().manual_seed(args.seed + 1))
+            fid = metrics.fid(features.extract(clf, fake), test_features)
+            steps = len(G.history["step"])
+            table.append((budget, name, steps, fid))
+            print(f"{budget:8g}  {name:32s} {steps:7d} {fid:8.1f}  {load0:.2f}/{os.getloadavg()[0]:.2f}"
+                  f"  (trained {train_s:.0f} s)", flush=True)
+    print()
+    for budget in args.budgets:
+        rows = {name: fid for b, name, _, fid in table if b == budget}
+        recipe, classic = rows[runs[0][0]], rows[runs[1][0]]
+        verdict = "recipe better" if recipe < classic else "CLASSIC BETTER"
+        print(f"{budget:g} s: recipe {recipe:.1f} vs classic {classic:.1f} -> {verdict}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Recipes: the course's recommended, benchmarked models, trained in one call.
+
+Each recipe trains on the embedded data by default, under a wall-time budget,
+and is measured against a classic baseline by a script in ``benchmarks/``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from . import gan as GAN
+from .data import load_mnist
+from .utils import load_checkpoint, save_checkpoint, seed_everything
+
+# =========================================================================================
+# GAN recipes (chapters 3-4, issue 4) -- benchmarked by benchmarks/bench_gan.py
+# (imports above: os, Path, torch, gan as GAN, load_mnist, checkpoints, seeding)
+# =========================================================================================
+
+MNIST_GAN_CONFIG: dict = {
+    "arch": "dcgan",  # DCGenerator / DCDiscriminator (chapter 4)
+    "channels": 24,
+    "latent_dim": 100,
+    "lr_g": 5e-4,
+    "lr_d": 5e-4,
+    "betas": (0.5, 0.999),
+    "batch_size": 64,
+    "r1_gamma": 0.0,
+    "real_label": 1.0,
+    "ema": 0.99,  # sample from an exponential moving average of G's weights
+}
+"""The recommended MNIST GAN (measured in ``benchmarks/bench_gan.py``)."""
+
+CLASSIC_MLP_GAN_CONFIG: dict = {
+    "arch": "mlp",  # the classic 100-256-512-784 MLPs (chapter 3)
+    "latent_dim": 100,
+    "lr_g": 2e-3,
+    "lr_d": 2e-3,
+    "betas": (0.5, 0.999),
+    "batch_size": 32,
+    "r1_gamma": 0.0,
+    "real_label": 1.0,
+    "ema": 0.0,
+}
+"""The classic MLP GAN, trained correctly with chapter 3's settings: the benchmark's baseline."""
+
+_TRAINER_KEYS = ("lr_g", "lr_d", "betas", "r1_gamma", "real_label", "ema")
+
+
+def mnist_gan_models(config: dict | None = None, n_classes: int = 0) -> tuple[GAN.Generator, torch.nn.Module]:
+    """Untrained generator and discriminator of a GAN config (default :data:`MNIST_GAN_CONFIG`)."""
+    cfg = {**MNIST_GAN_CONFIG, **(config or {})}
+    if cfg["arch"] == "dcgan":
+        return (GAN.DCGenerator(cfg["latent_dim"], cfg["channels"], n_classes),
+                GAN.DCDiscriminator(cfg["channels"], n_classes))
+    if cfg["arch"] == "mlp":
+        return GAN.MLPGenerator(cfg["latent_dim"], n_classes=n_classes), GAN.MLPDiscriminator(n_classes=n_classes)
+    raise ValueError(f"arch={cfg['arch']!r}: use 'dcgan' or 'mlp'")
+
+
+def mnist_gan_trainer(
+    config: dict | None = None, n_classes: int = 0, seed: int = 0, device: torch.device | str | None = None
+) -> GAN.GANTrainer:
+    """A :class:`course_lib.gan.GANTrainer` for the recipe's models and optimiser settings (chapter 4).
+
+    Chapter 4 uses it to train, watch snapshots and condition on the digit class
+    (``n_classes=10``) with exactly the settings of :func:`train_mnist_gan`.
+    """
+    cfg = {**MNIST_GAN_CONFIG, **(config or {})}
+    seed_everything(seed)
+    G, D = mnist_gan_models(cfg, n_classes)
+    if device is not None:
+        G, D = G.to(device), D.to(device)
+    kwargs = {k: (tuple(cfg[k]) if k == "betas" else cfg[k]) for k in _TRAINER_KEYS}
+    return GAN.GANTrainer(G, D, seed=seed, **kwargs)
+
+
+def train_mnist_gan(
+    seconds: float,
+    seed: int = 0,
+    *,
+    images: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    n_classes: int = 0,
+    config: dict | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    max_steps: int | None = None,
+    sample_every: int = 0,
+    device: torch.device | str | None = None,
+    desc: str = "mnist gan",
+) -> GAN.Generator:
+    """Train the course's recommended MNIST GAN for ``seconds`` of wall time; return its generator.
+
+    The recipe (:data:`MNIST_GAN_CONFIG`): a DCGAN-style convolutional generator
+    and discriminator (chapter 4), the non-saturating loss with the alternating
+    step of chapter 3, Adam (lr 5e-4, betas 0.5/0.999), batches of 64, and
+    samples from an exponential moving average of the generator's weights.
+    Pass ``config=CLASSIC_MLP_GAN_CONFIG`` for the classic baseline.
+    Trains on the embedded 4,000 MNIST digits unless ``images`` (and, for
+    ``n_classes > 0``, ``labels``) are given.
+
+    ``max_steps`` caps the number of updates too (fast mode uses it, so a tiny
+    run does the same work on a busy machine as on an idle one).
+    ``checkpoint``: a path. A finished run there with the same budget, seed and
+    config is loaded instead of trained; an unfinished one resumes for the time
+    (and steps) it has left. The checkpoint is written every ~30 s of training.
+    The generator comes back in eval mode, with the training ``history`` and
+    ``snapshots`` attached as attributes. Benchmarked in ``benchmarks/bench_gan.py``.
+    """
+    if not seconds > 0:
+        raise ValueError(f"seconds must be positive, got {seconds}")
+    cfg = {**MNIST_GAN_CONFIG, **(config or {})}
+    if images is None:
+        train = load_mnist("train")
+        images = train.data
+        labels = train.targets if n_classes else None
+    trainer = mnist_gan_trainer(cfg, n_classes, seed, device)
+    meta = {"seconds": float(seconds), "max_steps": max_steps, "seed": seed, "n_classes": n_classes,
+            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}}
+    path = Path(checkpoint) if checkpoint is not None else None
+    done = False
+    if path is not None and path.is_file():
+        state = load_checkpoint(path)
+        if state.get("meta") == meta:
+            trainer.load(path)
+            done = bool(state.get("done"))
+
+    def save(finished: bool) -> None:
+        if path is not None:
+            save_checkpoint(path, {**trainer.state_dict(), "meta": meta, "done": finished})
+
+    chunk = 30.0 if path is not None else float(seconds)
+    while not done:
+        elapsed = trainer.history["time"][-1] if trainer.history.get("time") else 0.0
+        left_s = seconds - elapsed
+        left_steps = None if max_steps is None else max_steps - trainer.steps_done
+        if left_s <= 0 or (left_steps is not None and left_steps <= 0):
+            done = True
+            break
+        trainer.train(images, labels, batch_size=cfg["batch_size"], seconds=min(chunk, left_s),
+                      steps=left_steps, sample_every=sample_every, desc=desc)
+        save(False)
+    save(True)
+    G = trainer.generator.eval()
+    G.history, G.snapshots = trainer.history, trainer.snapshots
+    return G
