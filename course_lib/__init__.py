@@ -10,6 +10,8 @@ Modules (chapter in brackets):
     viz     -- sample grids, curves, 2-D scatter plots [0]
     train   -- the shared training loop: budgets (epochs/steps/seconds), history, NaN guard [0]
     distributions -- log-densities, closed-form Gaussian KL, reparameterised sample [1, 6]
+    vae     -- VAEs: encoders/decoders, ELBO, IWAE bound, beta-VAE, CVAE, KL warm-up, free bits [6-8]
+    recipes -- recommended models trained in one call, e.g. train_mnist_vae [7]
     checks  -- the exercise checks, one module per chapter [all]
 """
 

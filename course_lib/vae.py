@@ -579,6 +579,7 @@ def train_vae(
     beta: float | Callable[[int], float] = 1.0,
     clip: float | None = None,
     free_bits: float = 0.0,
+    optimizer: Callable[..., torch.optim.Optimizer] | None = None,
     seed: int = 0,
     **budget,
 ) -> History:
@@ -586,11 +587,12 @@ def train_vae(
 
     ``budget`` is passed to :func:`course_lib.train.fit`: ``epochs=``, ``steps=``
     or ``seconds=``, and optionally ``history=``, ``desc=``, ``callback=``.
+    ``optimizer(params, lr=lr)`` builds the optimiser (default :class:`torch.optim.Adam`).
     Returns the history (``loss``, ``neg_elbo``, ``rec``, ``kl``, ``beta`` per step).
     """
     if x.ndim != 4:
         raise ValueError(f"x must be images (N, C, H, W), got shape {tuple(x.shape)}")
-    opt = torch.optim.Adam(vae.parameters(), lr=lr)
+    opt = (optimizer or torch.optim.Adam)(vae.parameters(), lr=lr)
     step = make_vae_step(vae, opt, beta=beta, clip=clip, free_bits=free_bits)
     vae.train()
     tensors = (x,) if y is None else (x, y)

