@@ -157,3 +157,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(state, dict):
         raise RuntimeError(f"Checkpoint {path} holds a {type(state).__name__}, not a dict.")
     return state
+
+
+def checkpoint_dir() -> Path:
+    """Where notebooks keep checkpoints: ``$COURSE_CHECKPOINTS``, else ``~/.cache/dgm-course/checkpoints``.
+
+    Notebooks follow "load the checkpoint if present, else train"; delete the
+    folder (or set the variable to an empty folder) to retrain from scratch.
+    """
+    default = Path.home() / ".cache" / "dgm-course" / "checkpoints"
+    return Path(os.environ.get("COURSE_CHECKPOINTS", default)).expanduser()

@@ -1,0 +1,65 @@
+"""The chapter 7 checks accept the reference answers and reject the classic mistakes and the stub."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from exercise_cells import exercise_pairs, run_pair, student_version
+
+from course_lib.checks import CheckFailed
+from course_lib.checks.ch07 import check_iwae_estimate, check_negative_elbo
+
+
+def _kl(mu, lv):
+    return -0.5 * (1 + lv - mu**2 - lv.exp()).sum(1)
+
+
+def negative_elbo(x, logits, mu, logvar):
+    rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum((1, 2, 3))
+    return (rec + _kl(mu, logvar)).mean()
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+def test_negative_elbo_check(capsys):
+    check_negative_elbo(negative_elbo)
+    assert "Correct" in capsys.readouterr().out
+    bce = lambda lg, x: F.binary_cross_entropy_with_logits(lg, x, reduction="none").sum((1, 2, 3))  # noqa: E731
+    wrong = {
+        "averaged over pixels": lambda x, lg, mu, lv: F.binary_cross_entropy_with_logits(lg, x) + _kl(mu, lv).mean(),
+        "wrong sign": lambda x, lg, mu, lv: (bce(lg, x) - _kl(mu, lv)).mean(),
+        "averaged over latent": lambda x, lg, mu, lv: (bce(lg, x) + _kl(mu, lv) / mu.shape[1]).mean(),
+        "sum over the batch": lambda x, lg, mu, lv: (bce(lg, x) + _kl(mu, lv)).sum(),
+        "KL is missing": lambda x, lg, mu, lv: bce(lg, x).mean(),
+        "one number": lambda x, lg, mu, lv: bce(lg, x) + _kl(mu, lv),
+        "not implemented": stub,
+    }
+    for message, fn in wrong.items():
+        with pytest.raises(CheckFailed, match=message):
+            check_negative_elbo(fn)
+
+
+def test_iwae_check(capsys):
+    check_iwae_estimate(lambda lw: torch.logsumexp(lw, 0) - math.log(lw.shape[0]))
+    assert "Correct" in capsys.readouterr().out
+    wrong = {
+        "underflows": lambda lw: torch.log(lw.exp().mean(0)),
+        "averaged the log-weights": lambda lw: lw.mean(0),
+        "log of the SUM": lambda lw: torch.logsumexp(lw, 0),
+        "maximum": lambda lw: lw.max(0).values,
+        "one value per example": lambda lw: torch.logsumexp(lw, 1) - math.log(lw.shape[1]),
+        "not implemented": stub,
+    }
+    for message, fn in wrong.items():
+        with pytest.raises(CheckFailed, match=message):
+            check_iwae_estimate(fn)
+
+
+@pytest.mark.parametrize("grade_id,solution,check", exercise_pairs("ch07_vae_mnist"), ids=lambda v: str(v)[:20])
+def test_notebook_exercises_instructor_passes_student_fails(grade_id, solution, check):
+    run_pair(solution, check)
+    with pytest.raises(CheckFailed, match="not implemented"):
+        run_pair(student_version(solution), check)

@@ -1,0 +1,57 @@
+"""The chapter 8 checks accept the reference answers and reject the classic mistakes and the stub."""
+
+import pytest
+import torch.nn.functional as F
+from exercise_cells import exercise_pairs, run_pair, student_version
+
+from course_lib.checks import CheckFailed
+from course_lib.checks.ch08 import check_beta_vae_loss, check_kl_weight
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+def test_kl_weight_check(capsys):
+    check_kl_weight(lambda t, w: 1.0 if w == 0 else min(1.0, t / w))
+    assert "Correct" in capsys.readouterr().out
+    wrong = {
+        "integer division": lambda t, w: 1.0 if w == 0 else min(1, t // w),
+        "clip": lambda t, w: 1.0 if w == 0 else t / w,
+        "divides by zero": lambda t, w: min(1.0, t / w),
+        "start at 0": lambda t, w: 1.0 if w == 0 else min(1.0, (t + 1) / w),
+        "not implemented": stub,
+    }
+    for message, fn in wrong.items():
+        with pytest.raises(CheckFailed, match=message):
+            check_kl_weight(fn)
+
+
+def _rec(x, lg):
+    return F.binary_cross_entropy_with_logits(lg, x, reduction="none").sum((1, 2, 3))
+
+
+def _kl(mu, lv):
+    return 0.5 * (mu**2 + lv.exp() - 1 - lv).sum(1)
+
+
+def test_beta_vae_loss_check(capsys):
+    check_beta_vae_loss(lambda x, lg, mu, lv, b: (_rec(x, lg) + b * _kl(mu, lv)).mean())
+    assert "Correct" in capsys.readouterr().out
+    wrong = {
+        "not the reconstruction": lambda x, lg, mu, lv, b: (b * _rec(x, lg) + _kl(mu, lv)).mean(),
+        "ignored": lambda x, lg, mu, lv, b: (_rec(x, lg) + _kl(mu, lv)).mean(),
+        "divided": lambda x, lg, mu, lv, b: (_rec(x, lg) + _kl(mu, lv) / b).mean(),
+        "one number": lambda x, lg, mu, lv, b: _rec(x, lg) + b * _kl(mu, lv),
+        "not implemented": stub,
+    }
+    for message, fn in wrong.items():
+        with pytest.raises(CheckFailed, match=message):
+            check_beta_vae_loss(fn)
+
+
+@pytest.mark.parametrize("grade_id,solution,check", exercise_pairs("ch08_vae_variants"), ids=lambda v: str(v)[:20])
+def test_notebook_exercises_instructor_passes_student_fails(grade_id, solution, check):
+    run_pair(solution, check)
+    with pytest.raises(CheckFailed, match="not implemented"):
+        run_pair(student_version(solution), check)
