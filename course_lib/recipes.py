@@ -165,7 +165,7 @@ MNIST_VAE_CONFIG: dict = {
     "hidden": 256,
     "n_res": 0,
     "act": "silu",
-    "lr": 2e-3,  # peak learning rate of the cosine schedule
+    "lr": 3e-3,  # peak learning rate of the cosine schedule
     "warmup": 0.03,  # fraction of the budget spent ramping the learning rate up
     "batch_size": 128,
     "max_shift": 1,  # data augmentation: random whole-pixel shifts
@@ -238,9 +238,15 @@ def train_mnist_vae(
     if path is not None and path.is_file():
         state = load_checkpoint(path)
         if state.get("meta") == meta:
-            vae.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            history = state["history"]
+            try:
+                vae.load_state_dict(state["model"])
+                opt.load_state_dict(state["optimizer"])
+                history = state["history"]
+            except (RuntimeError, ValueError, KeyError) as err:  # written by another version of the code
+                print(f"{path.name} does not fit this model ({str(err).splitlines()[0]}); training again.")
+                vae, history = mnist_vae(cfg).to(device or "cpu"), {}
+                opt = torch.optim.Adam(vae.parameters(), lr=cfg["lr"])
+                state = {}
             if state.get("done"):
                 vae.eval()
                 vae.history = history

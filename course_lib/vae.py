@@ -580,6 +580,7 @@ def train_vae(
     clip: float | None = None,
     free_bits: float = 0.0,
     optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     seed: int = 0,
     **budget,
 ) -> History:
@@ -587,13 +588,15 @@ def train_vae(
 
     ``budget`` is passed to :func:`course_lib.train.fit`: ``epochs=``, ``steps=``
     or ``seconds=``, and optionally ``history=``, ``desc=``, ``callback=``.
-    ``optimizer(params, lr=lr)`` builds the optimiser (default :class:`torch.optim.Adam`).
+    ``optimizer(params, lr=lr)`` builds the optimiser (default :class:`torch.optim.Adam`);
+    ``augment`` transforms each batch of images (e.g. :func:`random_shift`, or
+    ``torch.bernoulli`` for dynamic binarisation).
     Returns the history (``loss``, ``neg_elbo``, ``rec``, ``kl``, ``beta`` per step).
     """
     if x.ndim != 4:
         raise ValueError(f"x must be images (N, C, H, W), got shape {tuple(x.shape)}")
     opt = (optimizer or torch.optim.Adam)(vae.parameters(), lr=lr)
-    step = make_vae_step(vae, opt, beta=beta, clip=clip, free_bits=free_bits)
+    step = make_vae_step(vae, opt, beta=beta, clip=clip, free_bits=free_bits, augment=augment)
     vae.train()
     tensors = (x,) if y is None else (x, y)
     hist = fit(step, tensors, batch_size, seed=seed, device=vae._device(), **budget)

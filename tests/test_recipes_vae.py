@@ -22,6 +22,12 @@ def test_train_mnist_vae_small_budget_and_checkpoint(tmp_path):
     torch.save(state, path)
     resumed = recipes.train_mnist_vae(30, seed=0, images=x, checkpoint=path, config=cfg, max_steps=5)
     assert resumed.history["step"] == [0, 1, 2, 3, 4]
+    # a checkpoint written by another version of the model is not loaded: it trains again
+    state = torch.load(path, weights_only=True)
+    state["model"] = {k + "_old": v for k, v in state["model"].items()}
+    torch.save(state, path)
+    retrained = recipes.train_mnist_vae(30, seed=0, images=x, checkpoint=path, config=cfg, max_steps=5)
+    assert len(retrained.history["loss"]) == 5
 
 
 def test_train_mnist_vae_rejects_bad_input():
