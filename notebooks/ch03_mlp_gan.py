@@ -192,8 +192,8 @@ assert "second time" in errors[False] and "inplace operation" in errors[True]
 # which aims at $D(G(z)) = \tfrac12$ ("confuse D") instead of $1$ ("fool D"), with a signal
 # $1 - 2D$ instead of $1 - D$, which is weak exactly near the equilibrium $D(G(z)) \approx \tfrac12$
 # that a healthy run sits close to. We can see the pollution in one step from the state of
-# the trained run: the generator's gradient is no longer that of $\mathcal L_G$, and it is much
-# smaller.
+# the trained run: the generator's gradient is no longer that of $\mathcal L_G$, and it is
+# smaller, the more so the closer $D(G(z))$ is to $\tfrac12$.
 
 # %%
 def generator_grad(step_fn, seed: int = 3) -> torch.Tensor:
@@ -211,7 +211,7 @@ g_clean, g_polluted = generator_grad(gan.gan_step), generator_grad(gan_bugs.step
 cosine = torch.nn.functional.cosine_similarity(g_clean, g_polluted, dim=0).item()
 ratio = (g_polluted.norm() / g_clean.norm()).item()
 print(f"cosine(clean, polluted G gradient) = {cosine:.3f}, norm ratio polluted/clean = {ratio:.2f}")
-assert cosine < 0.99 and ratio < 0.5
+assert cosine < 0.99 and ratio < 0.9
 
 tr_no_detach, results["no_detach"] = run_bug("no_detach")
 
