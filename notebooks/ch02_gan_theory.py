@@ -316,6 +316,7 @@ check_d_loss(discriminator_loss)
 # logits of the fakes.
 
 # %% tags=["hide-input"] nbgrader={"grade": false, "grade_id": "ch02-ex2", "locked": false, "schema_version": 3, "solution": true, "task": false}
+import torch.nn.functional as F  # noqa: F811 (exercise cells are self-contained)
 
 
 def generator_loss(fake_logits):
