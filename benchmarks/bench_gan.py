@@ -12,6 +12,7 @@ row: wall-time budgets mean fewer steps on a busy machine.
     python benchmarks/bench_gan.py                     # 60, 120, 300 s: about 16 minutes
     python benchmarks/bench_gan.py --budgets 10 20     # a quick look
     python benchmarks/bench_gan.py --extra lr2e-4      # also the MLP with the usual lr 2e-4, batch 64
+    python benchmarks/bench_gan.py --extra lr2e-4 --only-extra   # only that row
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=1000, help="samples for the FID (test split has 1,000)")
     parser.add_argument("--extra", nargs="*", default=[], choices=sorted(EXTRA))
+    parser.add_argument("--only-extra", action="store_true", help="run only the --extra rows")
     args = parser.parse_args()
 
     clf = features.load_mnist_classifier()
@@ -45,6 +47,8 @@ def main() -> None:
     test_features = features.extract(clf, test)
     runs = [("recipe (DCGAN, ch. 4)", recipes.MNIST_GAN_CONFIG),
             ("classic MLP (ch. 3)", recipes.CLASSIC_MLP_GAN_CONFIG)] + [EXTRA[e] for e in args.extra]
+    if args.only_extra:
+        runs = runs[2:]
 
     print(f"# {' '.join([os.path.basename(sys.executable), *sys.argv])}")
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, {platform.processor() or platform.machine()}")
@@ -64,6 +68,8 @@ def main() -> None:
             table.append((budget, name, steps, fid))
             print(f"{budget:8g}  {name:32s} {steps:7d} {fid:8.1f}  {load0:.2f}/{os.getloadavg()[0]:.2f}"
                   f"  (trained {train_s:.0f} s)", flush=True)
+    if args.only_extra:
+        return
     print()
     for budget in args.budgets:
         rows = {name: fid for b, name, _, fid in table if b == budget}

@@ -77,12 +77,14 @@ print(re.sub(r'\n    r?""".*?"""\n', "\n", source, count=1, flags=re.S))  # with
 # time budget), records $\mathcal L_D$, $\mathcal L_G$, $D(x)$ and $D(G(z))$ at every step, and keeps
 # sample grids from fixed latent codes. We use Adam with $\beta_1 = 0.5$, batches of 32 and a
 # learning rate of $2 \times 10^{-3}$, ten times the usual $2 \times 10^{-4}$: with budgets of
-# seconds it learns much faster per unit of compute (`benchmarks/bench_gan.py` compares both).
+# seconds it learns much faster per unit of compute. It is not a setting for long runs: in
+# `benchmarks/bench_gan.py` this MLP GAN reached its best FID after about a minute and got
+# *worse* with more time, so full mode stops at 3,000 steps.
 
 # %%
 LR, BATCH = 2e-3, 32
 steps_compare = 200  # the broken loops below run this long, in both modes (a fixed experiment)
-steps_total = utils.fast_or_full(400, 20_000)
+steps_total = utils.fast_or_full(400, 3000)
 
 
 def classic_trainer(step_fn=None, lr: float = LR, seed: int = 0) -> gan.GANTrainer:
@@ -190,8 +192,8 @@ assert "second time" in errors[False] and "inplace operation" in errors[True]
 # which aims at $D(G(z)) = \tfrac12$ ("confuse D") instead of $1$ ("fool D"), with a signal
 # $1 - 2D$ instead of $1 - D$, which is weak exactly near the equilibrium $D(G(z)) \approx \tfrac12$
 # that a healthy run sits close to. We can see the pollution in one step from the state of
-# the trained run: the generator's gradient is no longer that of $\mathcal L_G$, and it is much
-# smaller.
+# the trained run: the generator's gradient is no longer that of $\mathcal L_G$, and it is
+# smaller, the more so the closer $D(G(z))$ is to $\tfrac12$.
 
 # %%
 def generator_grad(step_fn, seed: int = 3) -> torch.Tensor:
@@ -209,7 +211,7 @@ g_clean, g_polluted = generator_grad(gan.gan_step), generator_grad(gan_bugs.step
 cosine = torch.nn.functional.cosine_similarity(g_clean, g_polluted, dim=0).item()
 ratio = (g_polluted.norm() / g_clean.norm()).item()
 print(f"cosine(clean, polluted G gradient) = {cosine:.3f}, norm ratio polluted/clean = {ratio:.2f}")
-assert cosine < 0.99 and ratio < 0.5
+assert cosine < 0.99 and ratio < 0.9
 
 tr_no_detach, results["no_detach"] = run_bug("no_detach")
 
