@@ -87,10 +87,17 @@ def _in_notebook() -> bool:
     return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
 
 
+def _has_widgets() -> bool:
+    """tqdm's notebook bar needs ipywidgets; without it (e.g. under nbval) use the text bar."""
+    import importlib.util
+
+    return importlib.util.find_spec("ipywidgets") is not None
+
+
 def progress(iterable: Iterable[T] | None = None, **kwargs: Any):
     """A tqdm progress bar that suits where it runs.
 
-    In JupyterLab it is a widget; in a terminal it redraws in place; in a log
+    In JupyterLab it is a widget (if ipywidgets is installed); in a terminal it redraws in place; in a log
     file (CI) it prints a line every 10 s instead of flooding the log.
     ``COURSE_PROGRESS=text`` forces the plain text bar (the book build sets it),
     ``COURSE_PROGRESS=off`` hides it.
@@ -100,7 +107,7 @@ def progress(iterable: Iterable[T] | None = None, **kwargs: Any):
         raise ValueError(f"{PROGRESS_ENV}={mode!r}: use auto, text or off.")
     if mode == "off":
         kwargs.setdefault("disable", True)
-    if mode == "auto" and _in_notebook():
+    if mode == "auto" and _in_notebook() and _has_widgets():
         from tqdm.notebook import tqdm
     else:
         from tqdm import tqdm
