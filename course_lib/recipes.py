@@ -30,7 +30,7 @@ MNIST_VAE_CONFIG: dict = {
     "hidden": 256,
     "n_res": 0,
     "act": "silu",
-    "lr": 3e-3,  # peak learning rate of the cosine schedule
+    "lr": 4e-3,  # peak learning rate of the cosine schedule
     "warmup": 0.03,  # fraction of the budget spent ramping the learning rate up
     "batch_size": 128,
     "max_shift": 1,  # data augmentation: random whole-pixel shifts
