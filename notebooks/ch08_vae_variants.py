@@ -56,7 +56,7 @@ x_test, y_test = test.data, test.targets  # (1000, 1, 28, 28), (1000,)
 
 # %%
 betas = [0.25, 1.0, 4.0, 16.0]
-steps_beta = utils.fast_or_full(120, 6000)
+steps_beta = utils.fast_or_full(100, 6000)
 rd = {}
 for beta in betas:
     torch.manual_seed(0)
@@ -138,7 +138,7 @@ with torch.no_grad():
     acc_real = (clf(x_test).argmax(1) == y_test).float().mean().item()
 
 cvae = V.mlp_vae(z_dim=8, hidden=(256,), num_classes=10)
-V.train_vae(cvae, x_train, y_train, lr=3e-3, steps=utils.fast_or_full(700, 10_000), desc="CVAE")
+V.train_vae(cvae, x_train, y_train, lr=3e-3, steps=utils.fast_or_full(500, 10_000), desc="CVAE")
 n_per = 20
 wanted = torch.arange(10).repeat_interleave(n_per)  # (200,)
 samples = cvae.sample(len(wanted), y=wanted, generator=g)  # (200, 1, 28, 28)
@@ -178,7 +178,7 @@ viz.show_images(grid, nrow=10, title="CVAE: each row one z (a style), each colum
 
 # %%
 small_train, small_test = F.avg_pool2d(x_train, 2), F.avg_pool2d(x_test, 2)  # (N, 1, 14, 14)
-steps_pc = utils.fast_or_full(160, 3000)
+steps_pc = utils.fast_or_full(140, 3000)
 warm = int(0.6 * steps_pc)
 settings = {
     "factorised decoder": ("mlp", {}),
