@@ -342,3 +342,13 @@ def test_train_or_load_round_trip(tmp_path, capsys):
     assert len(V.train_or_load(fresh, tmp_path / "m.pt", x, steps=4, batch_size=16, desc="t")["loss"]) == 4
     other = V.mlp_vae(z_dim=3, hidden=(8,))
     assert len(V.train_or_load(other, tmp_path / "m.pt", x, steps=4, batch_size=16, desc="t")["loss"]) == 4
+
+
+def test_bf16_step_runs_and_keeps_float32_weights(g):
+    vae = V.mlp_vae(z_dim=4, hidden=(16,))
+    opt = torch.optim.Adam(vae.parameters(), 1e-3)
+    step = V.make_vae_step(vae, opt, autocast=torch.bfloat16)
+    logs = step((torch.rand(8, 1, 28, 28, generator=g),))
+    assert all(math.isfinite(v) for v in logs.values())
+    assert all(p.dtype == torch.float32 for p in vae.parameters())
+    assert isinstance(V.bf16_is_fast("cpu"), bool) and V.bf16_is_fast("meta") is False

@@ -56,7 +56,7 @@ x_test, y_test = test.data, test.targets  # (1000, 1, 28, 28), (1000,)
 
 # %%
 betas = [0.25, 1.0, 4.0, 16.0]
-steps_beta = utils.fast_or_full(120, 6000)
+steps_beta = utils.fast_or_full(100, 6000)
 rd = {}
 for beta in betas:
     torch.manual_seed(0)
@@ -138,7 +138,7 @@ with torch.no_grad():
     acc_real = (clf(x_test).argmax(1) == y_test).float().mean().item()
 
 cvae = V.mlp_vae(z_dim=8, hidden=(256,), num_classes=10)
-V.train_vae(cvae, x_train, y_train, lr=3e-3, steps=utils.fast_or_full(700, 10_000), desc="CVAE")
+V.train_vae(cvae, x_train, y_train, lr=3e-3, steps=utils.fast_or_full(500, 10_000), desc="CVAE")
 n_per = 20
 wanted = torch.arange(10).repeat_interleave(n_per)  # (200,)
 samples = cvae.sample(len(wanted), y=wanted, generator=g)  # (200, 1, 28, 28)
@@ -178,7 +178,7 @@ viz.show_images(grid, nrow=10, title="CVAE: each row one z (a style), each colum
 
 # %%
 small_train, small_test = F.avg_pool2d(x_train, 2), F.avg_pool2d(x_test, 2)  # (N, 1, 14, 14)
-steps_pc = utils.fast_or_full(160, 3000)
+steps_pc = utils.fast_or_full(140, 3000)
 warm = int(0.6 * steps_pc)
 settings = {
     "factorised decoder": ("mlp", {}),
@@ -218,6 +218,7 @@ assert peak_warm > 2 * peak_plain
 assert warmed["kl"] < 0.25 * peak_warm and warmed["kl"] < 0.5 * ref["kl"]
 # free bits keep a floor of information in the code
 assert free["kl"] > 0.5 * 16 * 0.5 and free["kl"] > 2 * warmed["kl"]
+assert free["neg_elbo"] > plain["neg_elbo"]  # ... at a price in ELBO
 print(f"warm-up: rate up to {peak_warm:.1f} nats early in warm-up (plain ELBO: {peak_plain:.1f}), "
       f"{warmed['kl']:.2f} at the end of training")
 
@@ -296,7 +297,7 @@ assert plain["first"] < 0.1 * plain["last"], "vanishing gradient in the plain de
 assert leaky["first"] < 0.1 * leaky["last"], "LeakyReLU alone does not fix it"
 assert resid["first"] > 0.5 * resid["last"], "the skip connections carry the gradient down"
 assert resid["neg_elbo"] < plain["neg_elbo"] - 10
-assert abs(leaky["neg_elbo"] - plain["neg_elbo"]) < 10
+assert plain["neg_elbo"] - leaky["neg_elbo"] < 0.25 * (plain["neg_elbo"] - resid["neg_elbo"])
 
 # %% [markdown]
 # * The plain deep ReLU VAE has a **vanishing gradient**: its first layer receives a gradient
@@ -304,8 +305,9 @@ assert abs(leaky["neg_elbo"] - plain["neg_elbo"]) < 10
 #   behind. PyTorch's default `Linear` initialisation has weight variance $1/(3\,\text{fan-in})$;
 #   through a ReLU the signal's second moment shrinks by a factor of about 6 per layer, forwards
 #   and backwards.
-# * **LeakyReLU changes nothing measurable here**: the units are not dead, the signal is small.
-#   Advice aimed at one cause does not fix another.
+# * **LeakyReLU helps little here**: it recovers a small fraction of what the residual
+#   connections gain, and its first layer still gets a vanishing gradient. The units are not
+#   dead, the signal is small: advice aimed at one cause does not fix another.
 # * **Residual connections** carry the gradient to the first layer unchanged in scale and train
 #   far better in the same budget.
 #
@@ -347,8 +349,9 @@ assert abs(clip_res["Adam 1e-3", None] - clip_res["Adam 1e-3", 50.0]) < 10
 #
 # Scikit-image ships 100 face crops from Labeled Faces in the Wild, 25×25 grey. The same conv
 # VAE code handles this size (the decoder's `output_padding` restores 25 from 6 → 12 → 25). With
-# only 100 images we keep 90 for training and 10 to test. Grey faces are mostly mid-grey pixels,
-# so the Bernoulli loss has a large floor (chapter 6): we report nats *above* that floor.
+# only 100 images we keep 90 for training and 10 to test, and train briefly (90 images are
+# quickly overfitted). Grey faces are mostly mid-grey pixels, so the
+# Bernoulli loss has a large floor (chapter 6): we report nats *above* that floor.
 
 # %%
 faces = data.load_faces().data  # (100, 1, 25, 25)
@@ -359,7 +362,7 @@ floor = -V.log_bernoulli(f_test, torch.log(clamped) - torch.log1p(-clamped), dim
 torch.manual_seed(0)
 face_vae = V.conv_vae(z_dim=16, channels=(16, 32), hidden=128, shape=(1, 25, 25))
 before = V.evaluate(face_vae, f_test)["neg_elbo"] - floor
-V.train_vae(face_vae, f_train, lr=2e-3, batch_size=30, steps=utils.fast_or_full(200, 4000), desc="faces")
+V.train_vae(face_vae, f_train, lr=2e-3, batch_size=30, steps=utils.fast_or_full(200, 400), desc="faces")
 after = V.evaluate(face_vae, f_test)["neg_elbo"] - floor
 print(f"test faces: -ELBO above the {floor:.0f}-nat floor: {before:.1f} untrained -> {after:.1f} nats")
 assert after < 0.75 * before
@@ -401,5 +404,6 @@ except (FileNotFoundError, RuntimeError) as err:
 # * A conditional VAE produces the digit you ask for, as judged by an independent classifier.
 # * An autoregressive decoder collapses the posterior while keeping a good ELBO. KL warm-up
 #   delayed collapse but did not prevent it in our runs; free bits kept information in the code.
-# * In a deep VAE the remedy that worked was the residual connection; LeakyReLU did not help a
-#   problem that was not dead units; gradient clipping rescued SGD and barely mattered for Adam.
+# * In a deep VAE the remedy that worked was the residual connection; LeakyReLU helped little
+#   with a problem that was not dead units; gradient clipping rescued SGD and barely mattered
+#   for Adam.
