@@ -22,6 +22,7 @@ BOOK_HTML := $(BOOK_OUT)/html
 MATHJAX_VERSION ?= 3.2.2
 MATHJAX := book/_mathjax/mathjax/tex-mml-chtml.js
 STUDENT_OUT ?= _build/student
+TEST_CHECKPOINTS := $(abspath _build/test-checkpoints)
 
 .PHONY: help venv course book notebooks student test lint unit nbval browser chromium sync clean
 
@@ -88,6 +89,7 @@ unit: $(STAMP)
 
 nbval: $(STAMP)
 	@test -n "$(NOTEBOOKS)" || { echo "no notebooks/*.ipynb found: nothing for nbval to run"; exit 1; }
+	rm -rf $(TEST_CHECKPOINTS)
 	$(PY) -m pytest -q --nbval-lax $(NOTEBOOKS)
 
 # Debian's Chromium for the browser test; installed with apt-get when missing (CI runs as root).
@@ -99,6 +101,10 @@ chromium:
 browser: book chromium
 	COURSE_BOOK_HTML=$(BOOK_HTML) $(PY) -m pytest -q -m browser tests
 
+# Tests train from scratch: checkpoints go to a folder of the build that nbval empties first,
+# never to the user's ~/.cache (a stale checkpoint there must not decide a test). The book
+# built by `browser` then loads what nbval trained.
+test nbval: export COURSE_CHECKPOINTS = $(TEST_CHECKPOINTS)
 test: lint unit nbval browser
 
 sync: $(STAMP)

@@ -18,8 +18,6 @@ SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION\
 def exercise_pairs(notebook: str) -> list[tuple[str, str, str]]:
     """``(grade_id, solution source, check source)`` for each exercise of ``notebooks/<notebook>.py``."""
     path = ROOT / "notebooks" / f"{notebook}.py"
-    if not path.exists():  # chapters still too slow for fast mode wait in notebooks/drafts/
-        path = ROOT / "notebooks" / "drafts" / f"{notebook}.py"
     cells = jupytext.read(path).cells
     pairs = []
     for cell, nxt in zip(cells, cells[1:]):
