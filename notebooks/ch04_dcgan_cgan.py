@@ -141,7 +141,7 @@ assert resumed.steps_done == trainer.steps_done + 5 and resumed.history["step"][
 # A generator maps nearby codes to similar images, so a path between two codes should morph one
 # digit into another without jumps. Codes drawn from $\mathcal N(0, I_{100})$ have norm close to
 # $\sqrt{100} = 10$; the straight line between two of them passes through codes of norm about
-# $10/\sqrt 2$ that the generator never saw. **Spherical** interpolation (slerp) (White, 2016)
+# $10/\sqrt 2$ that the generator never saw. **Spherical** interpolation (slerp) {cite}`white2016sampling`
 # follows the great circle instead and keeps the norm:
 #
 # $$
@@ -171,7 +171,7 @@ assert (step_dist.max(1).values < 0.6 * end_dist).all()
 # ## 4. The conditional GAN
 #
 # Give both networks the label $y$. The generator gets $[z, \text{onehot}(y)]$; the discriminator
-# is a *projection* discriminator (Miyato & Koyama, 2018): its logit is
+# is a *projection* discriminator {cite}`miyato2018projection`: its logit is
 # $w^\top h(x) + e_y^\top h(x)$ with a learned embedding $e_y$ per class, so it judges
 # "is this a real **seven**?" The game is the same with every density conditioned on $y$, so
 # chapter 2's results hold class by class: $D^*(x, y) = p_\text{data}(x \mid y) / (p_\text{data}(x \mid y) + p_g(x \mid y))$.
@@ -250,5 +250,5 @@ check_slerp(slerp)
 # | slerp | `gan.interpolate_latents` | keeps the norm; no jumps between frames |
 # | conditional GAN | `n_classes=10` on both networks | the classifier reads the requested digit |
 #
-# Chapter 5 turns to what goes wrong at scale: mode collapse, and the losses and
-# regularisers that fix it.
+# The next chapter (planned) turns to what goes wrong at scale: mode collapse, and the
+# losses and regularisers that fix it.

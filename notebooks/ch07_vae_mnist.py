@@ -151,7 +151,7 @@ gap_mlp = rows["MLP 784-400-20"][0] - rows["MLP 784-400-20"][1]
 # al. (2018) split this gap in two: the *approximation gap* (a diagonal Gaussian cannot match
 # the true posterior) and the *amortisation gap* (one encoder network serves all images, and it
 # generalises to new digits less well than the decoder does; the gap grows when the encoder
-# overfits). For our MLP it is several nats, printed above.
+# overfits) {cite}`cremer2018inference`. For our MLP it is several nats, printed above.
 
 # %%
 assert 0.5 < gap_mlp < 15, gap_mlp

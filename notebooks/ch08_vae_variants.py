@@ -18,7 +18,7 @@
 #    digits on demand. A classifier checks that we get the digit we asked for.
 # 3. **Posterior collapse**: a decoder strong enough to model digits without $z$ makes the
 #    encoder useless. We provoke it, then try KL warm-up {cite}`bowman2016generating` and
-#    *free bits* (Kingma et al., 2016).
+#    *free bits* {cite}`kingma2016iaf`.
 # 4. **The usual remedies for training trouble**: LeakyReLU, residual blocks {cite}`he2016resnet`
 #    and gradient clipping, measured rather than asserted.
 # 5. **Faces**: a VAE on the offline LFW subset, and the CIFAR-10 path when you are online.
@@ -235,7 +235,7 @@ print(f"warm-up: rate up to {peak_warm:.1f} nats early in warm-up (plain ELBO: {
 #   strong it is not.
 # * **Free bits hold the floor** of $\lambda$ nats per dimension, at a price in ELBO: the
 #   objective is no longer the ELBO below the floor. Other cures weaken the decoder (a smaller
-#   receptive field, as in the variational lossy autoencoder of Chen et al., 2017, or word
+#   receptive field, as in the variational lossy autoencoder {cite}`chen2017vlae`, or word
 #   dropout in {cite}`bowman2016generating`).
 #
 # ### Exercise 2: the warm-up schedule
