@@ -40,6 +40,13 @@ MNIST_GAN_CONFIG: dict = {
 }
 """The recommended MNIST GAN (measured in ``benchmarks/bench_gan.py``)."""
 
+MNIST_CGAN_CONFIG: dict = {**MNIST_GAN_CONFIG, "r1_gamma": 1.0}
+"""The recommended class-conditional MNIST GAN (chapter 4): the recipe plus the R1 penalty
+(Mescheder et al., 2018) on the discriminator. Without it, the conditional model's FID
+oscillated between 104 and 208 over 6,000 steps and one class turned into another; with it,
+the FID fell steadily to 7.7 (chapter 4 shows the measurement). Unconditionally R1 slowed the
+first minute down (FID 125 against 93 at 60 s), so the unconditional recipe leaves it off."""
+
 CLASSIC_MLP_GAN_CONFIG: dict = {
     "arch": "mlp",  # the classic 100-256-512-784 MLPs (chapter 3)
     "latent_dim": 100,
@@ -56,9 +63,14 @@ CLASSIC_MLP_GAN_CONFIG: dict = {
 _TRAINER_KEYS = ("lr_g", "lr_d", "betas", "r1_gamma", "real_label", "ema")
 
 
+def _config(config: dict | None, n_classes: int) -> dict:
+    """The recipe's settings (:data:`MNIST_CGAN_CONFIG` when conditional) updated by ``config``."""
+    return {**(MNIST_CGAN_CONFIG if n_classes else MNIST_GAN_CONFIG), **(config or {})}
+
+
 def mnist_gan_models(config: dict | None = None, n_classes: int = 0) -> tuple[GAN.Generator, torch.nn.Module]:
     """Untrained generator and discriminator of a GAN config (default :data:`MNIST_GAN_CONFIG`)."""
-    cfg = {**MNIST_GAN_CONFIG, **(config or {})}
+    cfg = _config(config, n_classes)
     if cfg["arch"] == "dcgan":
         return (GAN.DCGenerator(cfg["latent_dim"], cfg["channels"], n_classes),
                 GAN.DCDiscriminator(cfg["channels"], n_classes))
@@ -73,9 +85,10 @@ def mnist_gan_trainer(
     """A :class:`course_lib.gan.GANTrainer` for the recipe's models and optimiser settings (chapter 4).
 
     Chapter 4 uses it to train, watch snapshots and condition on the digit class
-    (``n_classes=10``) with exactly the settings of :func:`train_mnist_gan`.
+    (``n_classes=10``, then :data:`MNIST_CGAN_CONFIG` is the default) with exactly the
+    settings of :func:`train_mnist_gan`.
     """
-    cfg = {**MNIST_GAN_CONFIG, **(config or {})}
+    cfg = _config(config, n_classes)
     seed_everything(seed)
     G, D = mnist_gan_models(cfg, n_classes)
     if device is not None:
@@ -104,6 +117,7 @@ def train_mnist_gan(
     and discriminator (chapter 4), the non-saturating loss with the alternating
     step of chapter 3, Adam (lr 5e-4, betas 0.5/0.999), batches of 64, and
     samples from an exponential moving average of the generator's weights.
+    With ``n_classes > 0`` the defaults are :data:`MNIST_CGAN_CONFIG` (adds R1).
     Pass ``config=CLASSIC_MLP_GAN_CONFIG`` for the classic baseline.
     Trains on the embedded 4,000 MNIST digits unless ``images`` (and, for
     ``n_classes > 0``, ``labels``) are given.
@@ -118,7 +132,7 @@ def train_mnist_gan(
     """
     if not seconds > 0:
         raise ValueError(f"seconds must be positive, got {seconds}")
-    cfg = {**MNIST_GAN_CONFIG, **(config or {})}
+    cfg = _config(config, n_classes)
     if images is None:
         train = load_mnist("train")
         images = train.data

@@ -176,7 +176,20 @@ assert (step_dist.max(1).values < 0.6 * end_dist).all()
 # "is this a real **seven**?" The game is the same with every density conditioned on $y$, so
 # chapter 2's results hold class by class: $D^*(x, y) = p_\text{data}(x \mid y) / (p_\text{data}(x \mid y) + p_g(x \mid y))$.
 #
-# Same recipe, `n_classes=10`, trained on the images *and* their labels.
+# **One change to the recipe: the R1 penalty.** Trained exactly like the unconditional model,
+# the conditional one was unstable in our full-length runs: it drew the requested digits, but
+# its classifier-FID swung between 104 and 208 over 6,000 steps, and at one point only 28 % of
+# the requested fours came out as fours. The R1 penalty {cite}`mescheder2018convergence` adds
+#
+# $$ \frac{\gamma}{2}\, \mathbb E_{x \sim p_\text{data}} \big\|\nabla_x\, l(x, y)\big\|^2 $$
+#
+# to the discriminator's loss (`gan.r1_penalty`): D's logit must stay flat on the real images.
+# Mescheder et al. show that the unregularised game can circle around its equilibrium
+# instead of converging to it, and that this penalty makes it converge locally. With $\gamma = 1$ the
+# FID fell steadily to 7.7 at 6,000 steps, the level of real digits (`benchmarks/bench_cgan.py`
+# prints both runs). Without conditioning R1 slowed the first minute down (FID 125 against 93 at
+# 60 s), so only the conditional recipe, `recipes.MNIST_CGAN_CONFIG`, uses it; it is the default
+# whenever `n_classes > 0`.
 
 # %%
 ctrainer = recipes.mnist_gan_trainer(n_classes=10, seed=0)
@@ -198,16 +211,14 @@ acc = features.accuracy(classifier, samples, labels)
 fid_cgan = metrics.fid(features.extract(classifier, samples[:n_fid]), test_features)
 print(f"classifier agrees with the requested digit: {acc_init:.1%} before, {acc:.1%} after training; FID {fid_cgan:.1f}")
 assert acc_init < 0.3 and acc > utils.fast_or_full(0.6, 0.9)
-assert fid_cgan < utils.fast_or_full(0.5, 0.2) * fid_init
+assert fid_cgan < utils.fast_or_full(0.5, 0.05) * fid_init
 
 # %% [markdown]
 # With the class fixed, the latent code carries the *style*: hold $z$ fixed along each column
 # and change only the label, and the stroke width and slant carry over from digit to digit.
 
-# In full mode (6,000 steps) we measured 100 % agreement and FID 171.8, against 76.5 for the
-# unconditional model above: the conditional generator always draws the requested digit, but
-# its samples match the test digits' feature statistics less well. The asserts use a looser
-# FID bar for it.
+# In full mode (6,000 steps), `benchmarks/bench_cgan.py` measured 96.7 % agreement and a
+# classifier-FID of 7.7 on 1,000 samples.
 
 # %%
 zs = torch.randn(8, 100, generator=torch.Generator().manual_seed(3))

@@ -58,3 +58,11 @@ def test_conditional_recipe(small):
     assert G.n_classes == 10 and G.sample(10).shape == (10, 1, 28, 28)
     with pytest.raises(ValueError, match="needs labels"):
         recipes.train_mnist_gan(60, images=images, n_classes=10, max_steps=1)
+
+
+def test_conditional_recipe_adds_r1_and_config_overrides_it():
+    """Chapter 4: the conditional recipe is the unconditional one plus R1 (gamma = 1)."""
+    assert recipes.mnist_gan_trainer(seed=0).config["r1_gamma"] == 0.0
+    assert recipes.mnist_gan_trainer(n_classes=10, seed=0).config["r1_gamma"] == 1.0
+    assert recipes.mnist_gan_trainer({"r1_gamma": 0.0}, n_classes=10, seed=0).config["r1_gamma"] == 0.0
+    assert recipes.MNIST_CGAN_CONFIG == {**recipes.MNIST_GAN_CONFIG, "r1_gamma": 1.0}
