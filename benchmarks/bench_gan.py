@@ -13,6 +13,7 @@ row: wall-time budgets mean fewer steps on a busy machine.
     python benchmarks/bench_gan.py --budgets 10 20     # a quick look
     python benchmarks/bench_gan.py --extra lr2e-4      # also the MLP with the usual lr 2e-4, batch 64
     python benchmarks/bench_gan.py --extra lr2e-4 --only-extra   # only that row
+    python benchmarks/bench_gan.py --extra no-ema --only-extra   # what the weight average buys
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from course_lib import features, metrics, recipes
 from course_lib.data import load_mnist
 
 EXTRA = {
+    "no-ema": ("recipe without the EMA of G", {**recipes.MNIST_GAN_CONFIG, "ema": 0.0}),
     "lr2e-4": ("classic MLP, lr 2e-4, batch 64", {**recipes.CLASSIC_MLP_GAN_CONFIG, "lr_g": 2e-4, "lr_d": 2e-4, "batch_size": 64}),
 }
 
