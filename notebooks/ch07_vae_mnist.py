@@ -277,12 +277,29 @@ print(f"IWAE NLL (k={k_big}, {n_eval} test digits), 784-200-200-50 tanh VAE trai
       f"  grey train / grey test:           {nll_grey:7.2f} nats\n"
       f"  paper (binarised, 60,000 digits, 3,280 epochs): 86.76 nats")
 assert nll_bin > 86.76 and nll_grey > 86.76, "with 15x less data and far less training we do not match the paper"
-assert abs(nll_bin - nll_grey) < utils.fast_or_full(25, 8), "binarisation alone does not explain the gap"
+assert abs(nll_bin - nll_grey) < utils.fast_or_full(25, 15), "binarisation changes the number, not its scale"
+
+# how much worse each model does on test digits than on the training digits it has seen (-ELBO)
+x_train_bin = torch.bernoulli(x_train[:n_eval], generator=torch.Generator().manual_seed(124))
+overfit = {name: V.evaluate(model, te)["neg_elbo"] - V.evaluate(model, tr)["neg_elbo"]
+           for name, model, tr, te in [("binarised", iwae_arch, x_train_bin, x_test_bin[:n_eval]),
+                                       ("grey", iwae_grey, x_train[:n_eval], x_test[:n_eval])]}
+print("-ELBO on test digits minus -ELBO on training digits: "
+      + ", ".join(f"{k} {v:.1f} nats" for k, v in overfit.items()))
+if not FAST:  # 30,000 steps are ~960 passes over 4,000 digits: the grey model overfits more
+    assert overfit["grey"] > overfit["binarised"] + 5
 
 # %% [markdown]
-# Binarising or not moves the number by a few nats at most: the scale is the same. The
-# remaining distance to 86.76 is data and training time (full mode trains over 100 times longer
-# than fast mode and closes part of it; 15 times more digits would close more). Compare our grey-level
+# Binarising changes the number by several nats, but not its scale; in our runs the binarised
+# model was the *better* one (fast mode 202.0 against 208.8 nats, full mode 103.4 against
+# 112.8). In full mode most of that difference is overfitting: dynamic binarisation shows the
+# model a fresh random binary version of each digit at every pass, a form of data
+# augmentation, while the grey model sees the same 4,000 images again and again (30,000 steps
+# are about 960 passes). The last line above measures it: in full mode the grey
+# model's test $-$ELBO is about 36 nats worse than on its training digits, the binarised
+# model's about 22. The remaining distance to 86.76 (17 nats for the binarised model in full
+# mode) is data and training time: 15 times more digits would both reduce overfitting and
+# close more of it. Compare our grey-level
 # results with grey-level results at equal data, such as the benchmark of this course:
 #
 # ```
