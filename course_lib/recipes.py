@@ -160,9 +160,14 @@ def train_mnist_gan(
         if left_s <= 0 or (left_steps is not None and left_steps <= 0):
             done = True
             break
+        steps_before = trainer.steps_done
         trainer.train(images, labels, batch_size=cfg["batch_size"], seconds=min(chunk, left_s),
                       steps=left_steps, sample_every=sample_every, desc=desc)
         save(False)
+        if trainer.steps_done == steps_before:
+            # The budget check comes before a step and the recorded time after it, so the time
+            # left can be too short for one more step: stop instead of asking again forever.
+            break
     save(True)
     G = trainer.generator.eval()
     G.history, G.snapshots = trainer.history, trainer.snapshots

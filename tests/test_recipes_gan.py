@@ -66,3 +66,21 @@ def test_conditional_recipe_adds_r1_and_config_overrides_it():
     assert recipes.mnist_gan_trainer(n_classes=10, seed=0).config["r1_gamma"] == 1.0
     assert recipes.mnist_gan_trainer({"r1_gamma": 0.0}, n_classes=10, seed=0).config["r1_gamma"] == 0.0
     assert recipes.MNIST_CGAN_CONFIG == {**recipes.MNIST_GAN_CONFIG, "r1_gamma": 1.0}
+
+
+def test_a_budget_too_short_for_one_more_step_ends_the_run(small, tmp_path):
+    """Regression: when the seconds left were too few for one step, the loop asked again forever."""
+    import signal
+
+    def hung(signum, frame):
+        raise TimeoutError("train_mnist_gan did not return: the budget loop spins")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        G = recipes.train_mnist_gan(1e-9, images=small[0])  # no step fits in a nanosecond
+        G2 = recipes.train_mnist_gan(1e-9, images=small[0], checkpoint=tmp_path / "g.pt")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert G.history.get("step", []) == [] and G2.sample(2).shape == (2, 1, 28, 28)
