@@ -50,6 +50,20 @@ def log_bernoulli(x: torch.Tensor, logits: torch.Tensor, dim: Dim = None) -> tor
     return _reduce(-F.binary_cross_entropy_with_logits(logits, x, reduction="none"), dim)
 
 
+def bernoulli_entropy(probs: torch.Tensor, dim: Dim = None) -> torch.Tensor:
+    r"""Entropy of Bernoulli(p) in nats, elementwise: the floor of the grey-level Bernoulli loss (chapter 6).
+
+    .. math:: H(p) = -p \log p - (1 - p) \log(1 - p) = \min_l \, -\log p(x{=}p \mid l)
+
+    The minimum of :func:`log_bernoulli`'s negative over the logits is reached at
+    :math:`l = \operatorname{logit}(p)`, so no decoder scores a grey image ``x``
+    better than ``bernoulli_entropy(x)``. Zero for binary pixels; ``0 log 0 = 0``.
+    """
+    if not ((probs >= 0) & (probs <= 1)).all():
+        raise ValueError("bernoulli_entropy needs probabilities in [0, 1] (got values outside, or NaN)")
+    return _reduce(-(torch.special.xlogy(probs, probs) + torch.special.xlogy(1 - probs, 1 - probs)), dim)
+
+
 def gaussian_kl(
     mu_q: torch.Tensor,
     logvar_q: torch.Tensor,

@@ -168,7 +168,7 @@ assert 0.5 < gap_mlp < 15, gap_mlp
 recon = conv.reconstruct(x_test[:16])
 # the best guess that ignores the image: every pixel Bernoulli(mean training image)
 p_mean = x_train.mean(0, keepdim=True).clamp(1e-4, 1 - 1e-4)
-no_code = -V.log_bernoulli(x_test, (p_mean.log() - (-p_mean).log1p()).expand_as(x_test), dim=(1, 2, 3)).mean().item()
+no_code = -V.log_bernoulli(x_test, torch.logit(p_mean).expand_as(x_test), dim=(1, 2, 3)).mean().item()
 print(f"-log p(x|z), conv VAE: {res_conv['rec']:.1f} nats; the mean image as a guess for every digit: {no_code:.1f} nats")
 assert res_conv["rec"] < no_code - 20, "the code must carry information about the digit"
 fig, axes = plt.subplots(2, 2, figsize=(11, 6))

@@ -31,6 +31,21 @@ def test_log_bernoulli_matches_torch_and_is_stable(g):
     assert torch.isfinite(extreme).all() and torch.allclose(extreme, torch.tensor([-200.0, -200.0]))
 
 
+def test_bernoulli_entropy_is_torch_entropy_and_the_minimum_bernoulli_loss(g):
+    p = torch.rand(3, 1, 5, 5, generator=g).clamp(0.01, 0.99)
+    h = D.bernoulli_entropy(p, dim=(1, 2, 3))
+    assert torch.allclose(h, Bernoulli(probs=p).entropy().sum((1, 2, 3)), atol=1e-5)
+    # the Bernoulli loss of grey x is smallest at logits = logit(x), where it equals H(x)
+    best = -D.log_bernoulli(p, torch.logit(p), dim=(1, 2, 3))
+    assert torch.allclose(h, best, atol=1e-4)
+    for shift in (-0.3, 0.3):
+        assert (-D.log_bernoulli(p, torch.logit(p) + shift, dim=(1, 2, 3)) > h).all()
+    edge = D.bernoulli_entropy(torch.tensor([0.0, 1.0, 0.5]))
+    assert torch.allclose(edge, torch.tensor([0.0, 0.0, math.log(2)]))
+    with pytest.raises(ValueError, match="probabilities"):
+        D.bernoulli_entropy(torch.tensor([1.5]))
+
+
 def test_gaussian_kl_closed_form_vs_torch_and_monte_carlo(g):
     mu_q, logvar_q = torch.randn(6, generator=g), torch.randn(6, generator=g)
     mu_p, logvar_p = torch.randn(6, generator=g), torch.randn(6, generator=g)
