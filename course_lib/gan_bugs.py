@@ -34,6 +34,31 @@ def _logs(loss_d, loss_g, real_logits, fake_logits) -> dict[str, float]:
     }
 
 
+def step_shared_logits(
+    G: Generator, D: nn.Module, opt_g, opt_d, real, labels=None, *, retain_graph: bool = False, **_
+) -> dict[str, float]:
+    r"""MISTAKE: both losses on one undetached forward of D, ``opt_d.step()`` between the backwards.
+
+    The version most tutorials start from. PyTorch refuses it at ``loss_g.backward()``:
+    with ``retain_graph=False`` the graph was freed by ``loss_d.backward()``
+    ("Trying to backward through the graph a second time"); with ``retain_graph=True``
+    ``opt_d.step()`` has changed D's weights in place, which ``loss_g``'s graph still
+    needs ("modified by an inplace operation"). The forum "fixes" that make the
+    error go away lead to :func:`step_no_detach` and :func:`step_joint_stale`.
+    """
+    fake = G(G.sample_latent(len(real)), labels)
+    real_logits, fake_logits = D(real, labels), D(fake, labels)  # BUG: one forward for both losses
+    loss_d = d_loss(real_logits, fake_logits)
+    loss_g = g_loss_nonsaturating(fake_logits)
+    opt_d.zero_grad()
+    loss_d.backward(retain_graph=retain_graph)
+    opt_d.step()  # changes D's weights in place ...
+    opt_g.zero_grad()
+    loss_g.backward()  # ... which loss_g's graph still needs: RuntimeError
+    opt_g.step()
+    return _logs(loss_d, loss_g, real_logits, fake_logits)
+
+
 def step_no_detach(
     G: Generator, D: nn.Module, opt_g, opt_d, real, labels=None, *, retain_graph: bool = True, **_
 ) -> dict[str, float]:

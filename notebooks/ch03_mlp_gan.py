@@ -69,8 +69,12 @@ print(f"FID of {n_fid} real training digits vs the test digits: {metrics.fid(fea
 # This is `course_lib.gan.gan_step`, verbatim:
 
 # %%
-source = inspect.getsource(gan.gan_step)
-print(re.sub(r'\n    r?""".*?"""\n', "\n", source, count=1, flags=re.S))  # without its docstring
+def show_source(fn) -> None:
+    """Print a function's source without its docstring."""
+    print(re.sub(r'\n    r?""".*?"""\n', "\n", inspect.getsource(fn), count=1, flags=re.S))
+
+
+show_source(gan.gan_step)
 
 # %% [markdown]
 # `GANTrainer` runs this step on `course_lib.train.fit` (progress bar, NaN guard, step or
@@ -155,24 +159,12 @@ results = {"correct": fid_compare}
 # both. PyTorch refuses, in one of two ways:
 
 # %%
-def no_detach_naive(G, D, opt_g, opt_d, real, retain_graph: bool):
-    fake = G(G.sample_latent(len(real)))
-    fake_logits = D(fake)
-    loss_d = gan.d_loss(D(real), fake_logits)
-    loss_g = gan.g_loss_nonsaturating(fake_logits)
-    opt_d.zero_grad()
-    loss_d.backward(retain_graph=retain_graph)
-    opt_d.step()  # changes D's weights in place ...
-    opt_g.zero_grad()
-    loss_g.backward()  # ... which loss_g's graph still needs
-    opt_g.step()
-
-
+show_source(gan_bugs.step_shared_logits)  # course_lib.gan_bugs, verbatim
 errors = {}
 for retain in (False, True):
     tr = classic_trainer()
     try:
-        no_detach_naive(tr.G, tr.D, tr.opt_g, tr.opt_d, images[:BATCH], retain)
+        gan_bugs.step_shared_logits(tr.G, tr.D, tr.opt_g, tr.opt_d, images[:BATCH], retain_graph=retain)
     except RuntimeError as err:
         errors[retain] = str(err).split("\n")[0]
         print(f"retain_graph={retain}: RuntimeError: {errors[retain][:110]}...")
