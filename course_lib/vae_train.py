@@ -1,0 +1,247 @@
+"""Training and evaluating VAEs (chapters 7-8): KL warm-up, the training step and loop, test metrics in nats.
+
+The loop is :func:`course_lib.train.fit`; the bounds are the methods of
+:class:`course_lib.vae.VAE`. The public names are also importable from
+:mod:`course_lib.vae`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from .distributions import gaussian_kl
+from .train import History, fit
+from .utils import load_checkpoint, save_checkpoint
+
+if TYPE_CHECKING:  # only for type hints: vae.py imports this module
+    from .vae import VAE
+
+def kl_warmup(step: int, warmup_steps: int, start: float = 0.0) -> float:
+    r"""KL warm-up (deterministic annealing) weight :math:`\beta_t = \min(1, s + (1-s)\,t/T)` (chapter 8).
+
+    Bowman et al. (2016) and Sønderby et al. (2016): start the KL weight near 0
+    so the decoder learns to use z before the KL pulls q(z | x) onto the prior.
+    ``warmup_steps=0`` means no warm-up (always 1).
+    """
+    if warmup_steps < 0 or not 0.0 <= start <= 1.0:
+        raise ValueError(f"need warmup_steps >= 0 and 0 <= start <= 1, got {warmup_steps}, {start}")
+    if warmup_steps == 0:
+        return 1.0
+    return min(1.0, start + (1.0 - start) * step / warmup_steps)
+
+
+def make_vae_step(
+    vae: VAE,
+    opt: torch.optim.Optimizer,
+    beta: float | Callable[[int], float] = 1.0,
+    clip: float | None = None,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    lr_at: Callable[[int], float] | None = None,
+    free_bits: float = 0.0,
+    autocast: torch.dtype | None = None,
+) -> Callable:
+    """A ``step(batch)`` for :func:`course_lib.train.fit`: one Adam step on the negative beta-ELBO.
+
+    ``batch`` is ``(x,)`` or ``(x, y)`` (labels are used only by a conditional VAE).
+    ``beta`` may be a number or a schedule ``beta(step)`` such as
+    ``lambda t: kl_warmup(t, 2000)``. ``clip`` clips the global gradient norm
+    (its value before clipping is logged as ``grad_norm``). ``augment`` maps a
+    batch of images to a transformed batch (e.g. :func:`random_shift`).
+    ``lr_at(step)`` sets the learning rate of every parameter group.
+    ``free_bits`` is passed to :meth:`VAE.loss`. ``autocast=torch.bfloat16`` runs the
+    forward pass in mixed precision (faster on CPUs and GPUs with bf16 units; the
+    weights, the optimiser and :func:`evaluate` stay in float32).
+    Logs ``loss`` (the minimised negative beta-ELBO), ``neg_elbo``, ``rec`` and ``kl``, in nats.
+    """
+    counter = {"t": 0}
+
+    def step(batch):
+        x = batch[0]
+        y = batch[1] if vae.num_classes and len(batch) > 1 else None
+        if augment is not None:
+            x = augment(x)
+        t = counter["t"]
+        b = beta(t) if callable(beta) else beta
+        if lr_at is not None:
+            for group in opt.param_groups:
+                group["lr"] = lr_at(t)
+        with torch.autocast(x.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            loss, terms = vae.loss(x, y, b, free_bits)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        logs = {}
+        if clip is not None:
+            logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(vae.parameters(), clip))
+        opt.step()
+        counter["t"] += 1
+        return {
+            "loss": loss.item(),
+            "neg_elbo": -terms.elbo.mean().item(),
+            "rec": -terms.log_px_z.mean().item(),
+            "kl": terms.kl.mean().item(),
+            "beta": b,
+            **logs,
+        }
+
+    return step
+
+
+def train_vae(
+    vae: VAE,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    *,
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    beta: float | Callable[[int], float] = 1.0,
+    clip: float | None = None,
+    free_bits: float = 0.0,
+    optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    seed: int = 0,
+    **budget,
+) -> History:
+    """Train ``vae`` with Adam on images ``x (N, C, H, W)`` (labels ``y`` for a CVAE) using :func:`fit`.
+
+    ``budget`` is passed to :func:`course_lib.train.fit`: ``epochs=``, ``steps=``
+    or ``seconds=``, and optionally ``history=``, ``desc=``, ``callback=``.
+    ``optimizer(params, lr=lr)`` builds the optimiser (default :class:`torch.optim.Adam`);
+    ``augment`` transforms each batch of images (e.g. :func:`random_shift`, or
+    ``torch.bernoulli`` for dynamic binarisation).
+    Returns the history (``loss``, ``neg_elbo``, ``rec``, ``kl``, ``beta`` per step).
+    """
+    if x.ndim != 4:
+        raise ValueError(f"x must be images (N, C, H, W), got shape {tuple(x.shape)}")
+    opt = (optimizer or torch.optim.Adam)(vae.parameters(), lr=lr)
+    step = make_vae_step(vae, opt, beta=beta, clip=clip, free_bits=free_bits, augment=augment)
+    vae.train()
+    tensors = (x,) if y is None else (x, y)
+    hist = fit(step, tensors, batch_size, seed=seed, device=vae._device(), **budget)
+    vae.eval()
+    return hist
+
+
+def bf16_is_fast(device: torch.device | str = "cpu") -> bool:
+    """Whether bfloat16 mixed precision is likely to speed training up on ``device``.
+
+    On CUDA: the GPU supports bf16. On CPU: oneDNN reports native bf16 support
+    (e.g. AVX512-BF16 or AMX); without it bf16 is emulated and slower.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # private op: absent in some builds
+        return False
+
+
+def train_or_load(vae: VAE, path: str | os.PathLike, x: torch.Tensor, y: torch.Tensor | None = None,
+                  **train_kwargs) -> History:
+    """Load ``vae`` and its history from ``path`` if present, else :func:`train_vae` it and save (chapters 7-8).
+
+    The checkpoint stores the weights, the history and ``train_kwargs`` (as text);
+    if they do not match the model or the requested training (e.g. the code
+    changed), it trains again and overwrites the file. Returns the history.
+    """
+    path = Path(path)
+    settings = repr(sorted((k, repr(v)) for k, v in train_kwargs.items() if not callable(v)))
+    if path.is_file():
+        state = load_checkpoint(path)
+        if state.get("settings") == settings:
+            try:
+                vae.load_state_dict(state["model"])
+            except RuntimeError as err:  # another architecture under the same name
+                print(f"{path.name} does not fit this model ({str(err).splitlines()[0]}); training again.")
+            else:
+                vae.eval()
+                print(f"loaded {path} (delete it to train again)")
+                return state["history"]
+    hist = train_vae(vae, x, y, **train_kwargs)
+    save_checkpoint(path, {"model": vae.state_dict(), "history": hist, "settings": settings})
+    return hist
+
+
+@torch.no_grad()
+def evaluate(
+    vae: VAE, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 500, seed: int = 0
+) -> dict[str, float]:
+    """Test metrics averaged over images, in nats: ``neg_elbo`` (one posterior sample), ``rec``, ``kl``.
+
+    ``neg_elbo`` is the benchmark number of chapter 7: Bernoulli likelihood on
+    [0, 1] pixels, one posterior sample, summed over pixels, averaged over images.
+    """
+    was_training = vae.training
+    vae.eval()
+    gen = torch.Generator().manual_seed(seed)
+    dev = vae._device()
+    tot = {"neg_elbo": 0.0, "rec": 0.0, "kl": 0.0}
+    for start in range(0, len(x), batch_size):
+        xb = x[start : start + batch_size].to(dev)
+        yb = None if y is None else y[start : start + batch_size].to(dev)
+        mu, logvar = vae.encode(xb, yb)
+        eps = torch.randn(mu.shape, generator=gen).to(mu)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        rec = vae.log_likelihood(xb, vae.decode(z, yb, xb))
+        kl = gaussian_kl(mu, logvar, dim=1)
+        tot["neg_elbo"] += float((kl - rec).sum())
+        tot["rec"] += float(-rec.sum())
+        tot["kl"] += float(kl.sum())
+    vae.train(was_training)
+    return {k: v / len(x) for k, v in tot.items()}
+
+
+@torch.no_grad()
+def iwae_nll(
+    vae: VAE, x: torch.Tensor, k: int, y: torch.Tensor | None = None, batch_size: int = 100, seed: int = 0,
+) -> float:
+    """The IWAE estimate of the test negative log-likelihood, ``-mean(iwae_bound(x, k))``, in nats (chapter 7)."""
+    gen = torch.Generator().manual_seed(seed)
+    vae.eval()
+    dev = vae._device()
+    total = 0.0
+    for start in range(0, len(x), batch_size):
+        xb = x[start : start + batch_size].to(dev)
+        yb = None if y is None else y[start : start + batch_size].to(dev)
+        total += float(vae.iwae_bound(xb, k, yb, generator=gen).sum())
+    return -total / len(x)
+
+
+@torch.no_grad()
+def active_units(vae: VAE, x: torch.Tensor, threshold: float = 0.01, batch_size: int = 500) -> int:
+    r"""Number of latent units with :math:`\operatorname{Cov}_x(\mathbb E_q[z_u]) > 0.01` (Burda et al., 2016).
+
+    An inactive unit carries no information about x: its posterior mean is the
+    same for every image. Zero active units is posterior collapse (chapter 8).
+    """
+    mus = torch.cat([vae.encode(x[s : s + batch_size].to(vae._device()))[0] for s in range(0, len(x), batch_size)])
+    return int((mus.var(0) > threshold).sum())
+
+
+def random_shift(x: torch.Tensor, max_shift: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Shift each image by a random whole number of pixels in [-max_shift, max_shift] per axis (zero fill).
+
+    Whole-pixel shifts keep every grey level exact (no interpolation blur), so
+    the Bernoulli likelihood of the shifted digit is as sharp as the original's.
+    Data augmentation for the small embedded MNIST (chapter 7).
+    """
+    if max_shift == 0:
+        return x
+    b, _, h, w = x.shape
+    m = max_shift
+    padded = F.pad(x, (m, m, m, m))  # (B, C, H + 2m, W + 2m)
+    dx = torch.randint(0, 2 * m + 1, (b,), generator=generator)
+    dy = torch.randint(0, 2 * m + 1, (b,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h)[None]).to(x.device)  # (B, H)
+    cols = (dx[:, None] + torch.arange(w)[None]).to(x.device)  # (B, W)
+    idx_b = torch.arange(b, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[idx_b, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+    return out.permute(0, 3, 1, 2).contiguous()
