@@ -41,7 +41,7 @@ from .utils import load_checkpoint, save_checkpoint
 ASSETS = Path(__file__).resolve().parent / "assets"
 MNIST_CLASSIFIER_WEIGHTS = ASSETS / "mnist_classifier.pt"
 MNIST_CLASSIFIER_CARD = ASSETS / "mnist_classifier.json"
-RETRAIN_HINT = "python tools/train_mnist_classifier.py  (about 3 minutes on one CPU core)"
+RETRAIN_HINT = "python tools/train_mnist_classifier.py  (its training card records how long it took)"
 
 INCEPTION_WEIGHTS_NAME = "inception_v3_google-0cc3c7bd.pth"
 INCEPTION_WEIGHTS_URL = f"https://download.pytorch.org/models/{INCEPTION_WEIGHTS_NAME}"

@@ -278,7 +278,7 @@ for name in generators:
         "FID": metrics.fid(f_real, feat[name]),
         "KID": metrics.kid(f_real, feat[name], subsets=kid_subsets, subset_size=min(n, 1000))[0],
         "IS": metrics.inception_score(probs[name], splits=5)[0],
-        **dict(zip(("precision", "recall"), metrics.precision_recall(f_real, feat[name]))),
+        **dict(zip(("precision", "recall"), metrics.precision_recall(f_real, feat[name], normalize=True))),
     }
 print(f"{'generator':<20}" + "".join(f"{c:>11}" for c in table["real (other half)"]))
 for name, row in table.items():
@@ -540,8 +540,8 @@ assert pr["noise 0.4"][0] < pr["noise 0.1"][0] and pr["noise 0.4"][1] < pr["nois
 
 # %%
 f_uniform = features.extract(clf, torch.rand(n, 1, 28, 28, generator=g)).double().numpy()
-raw = metrics.precision_recall(f_real, f_uniform, normalize=False)
-unit = metrics.precision_recall(f_real, f_uniform)
+raw = metrics.precision_recall(f_real, f_uniform)  # the paper's definition
+unit = metrics.precision_recall(f_real, f_uniform, normalize=True)
 print(f"uniform noise: raw-feature precision {raw[0]:.3f}, normalised {unit[0]:.3f}")
 print(f"mean feature norm: real {np.linalg.norm(f_real, axis=1).mean():.1f}, noise {np.linalg.norm(f_uniform, axis=1).mean():.1f}")
 assert raw[0] > 0.9 and unit[0] < 0.1, "raw features call noise realistic; normalised ones do not"

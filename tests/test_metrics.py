@@ -38,6 +38,15 @@ def test_fid_matches_float64_sqrtm_reference(n, d):
     assert metrics.fid_nuclear(x, y) == pytest.approx(ref, rel=1e-9)
 
 
+def test_published_baselines_match_sqrtm_on_a_well_conditioned_problem():
+    rng = np.random.default_rng(30)
+    x, y = _random_features(rng, 400, 10), _random_features(rng, 400, 10, shift=0.2)
+    stats = (x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False))
+    for fn in (metrics.frechet_distance_sqrtm, metrics.frechet_distance_eigvals):
+        got = fn(*stats)
+        assert got.value == pytest.approx(_sqrtm_fid(x, y), rel=1e-9) and not got.fallback
+
+
 def test_frechet_closed_forms():
     rng = np.random.default_rng(0)
     d = 7
@@ -217,15 +226,46 @@ def test_precision_recall_match_brute_force(k):
     rng = np.random.default_rng(k)
     real = rng.standard_normal((40, 3))
     fake = 1.3 * rng.standard_normal((30, 3)) + np.array([0.8, 0.0, 0.0])
-    got = metrics.precision_recall(real, fake, k=k, normalize=False)
+    got = metrics.precision_recall(real, fake, k=k)  # the default is the paper's: raw features
     ref = _pr_brute(real.tolist(), fake.tolist(), k)
     assert got == pytest.approx(ref, abs=1e-12)
     assert 0 < got[0] < 1 and 0 < got[1] < 1  # the reference is not a trivial case
     # normalize=True is the same definition on features projected onto the unit sphere
     rn, fn = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (real, fake))
-    got = metrics.precision_recall(real, fake, k=k)
+    got = metrics.precision_recall(real, fake, k=k, normalize=True)
     assert got == pytest.approx(_pr_brute(rn.tolist(), fn.tolist(), k), abs=1e-12)
     assert got != pytest.approx(ref, abs=1e-3)  # and it differs from the raw one here
+
+
+def test_precision_recall_default_is_the_paper_on_a_hand_made_case():
+    # Reals on a line, k = 1: every real ball has radius 1. Fakes: two inside a real ball,
+    # (10, 0) and (0, 3) outside, so precision = 2/4. Fake radii (k = 1, by hand):
+    # f1 = (2.5, .5) and f4 = (1, .9) are 1.552 apart; f2 = (10, 0) is 7.517 from f1.
+    # (1, 0) is 0.9 from f4, (2, 0) and (3, 0) are 0.707 from f1, (4, 0) is 6 from f2: recall 1.
+    real = np.array([[1.0, 0], [2, 0], [3, 0], [4, 0]])
+    fake = np.array([[2.5, 0.5], [10, 0], [0, 3], [1, 0.9]])
+    assert metrics.precision_recall(real, fake, k=1) == (0.5, 1.0)
+    # On the unit sphere all reals collapse to (1, 0) with radius 0, and only (10, 0) lands there
+    assert metrics.precision_recall(real, fake, k=1, normalize=True)[0] == 0.25
+
+
+def test_precision_recall_default_sees_a_too_narrow_generator():
+    # fakes from N(0, 0.25 I): the paper's recall is low; projecting onto the sphere hides
+    # the radial shrinkage, so the normalised recall is high
+    rng = np.random.default_rng(2)
+    real, fake = rng.standard_normal((400, 5)), 0.5 * rng.standard_normal((400, 5))
+    got = metrics.precision_recall(real, fake)
+    assert got == pytest.approx(_pr_numpy(real, fake, 3), abs=1e-12)
+    assert got[0] > 0.95 and got[1] < 0.6
+    assert metrics.precision_recall(real, fake, normalize=True)[1] > 0.9
+
+
+def _pr_numpy(real, fake, k):
+    """Kynkäänniemi et al. (2019), eq. (1)-(2), from full distance matrices and sorting."""
+    d_rr, d_ff = np.linalg.norm(real[:, None] - real[None], axis=2), np.linalg.norm(fake[:, None] - fake[None], axis=2)
+    rad_r, rad_f = np.sort(d_rr, 1)[:, k], np.sort(d_ff, 1)[:, k]
+    d_fr = np.linalg.norm(fake[:, None] - real[None], axis=2)  # (n_f, n_r)
+    return (d_fr <= rad_r[None]).any(1).mean(), (d_fr <= rad_f[:, None]).any(0).mean()
 
 
 def test_precision_recall_separate_quality_from_diversity():
@@ -237,6 +277,7 @@ def test_precision_recall_separate_quality_from_diversity():
     far = rng.standard_normal((500, 2)) + 10
     assert metrics.precision_recall(real, far, normalize=False) == (0.0, 0.0)
     assert metrics.precision_recall(real, real) == (1.0, 1.0)
+    assert metrics.precision_recall(real, real, normalize=True) == (1.0, 1.0)
 
 
 def test_precision_recall_errors():
@@ -245,6 +286,124 @@ def test_precision_recall_errors():
         metrics.precision_recall(x, np.zeros((10, 2)))
     with pytest.raises(ValueError, match="4 samples"):
         metrics.knn_radii(x, k=3)
+
+
+# --- density / coverage -------------------------------------------------------------------------
+
+
+def _dc_brute(real, fake, k):
+    """Naeem et al. (2020), eq. (3)-(4), with Python loops."""
+    def dist(a, b):
+        return math.sqrt(sum((ai - bi) ** 2 for ai, bi in zip(a, b)))
+
+    radius = [sorted(dist(x, y) for j, y in enumerate(real) if j != i)[k - 1] for i, x in enumerate(real)]
+    inside = [[dist(y, x) <= radius[i] for i, x in enumerate(real)] for y in fake]
+    density = sum(sum(row) for row in inside) / (k * len(fake))
+    coverage = sum(any(row[i] for row in inside) for i in range(len(real))) / len(real)
+    return density, coverage
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_density_coverage_match_brute_force(k):
+    rng = np.random.default_rng(10 + k)
+    real, fake = rng.standard_normal((35, 3)), 0.8 * rng.standard_normal((25, 3)) + 0.5
+    got = metrics.density_coverage(real, fake, k=k)
+    assert got == pytest.approx(_dc_brute(real.tolist(), fake.tolist(), k), abs=1e-12)
+    assert 0 < got.coverage < 1 and got.density != got.coverage
+
+
+def test_density_coverage_expectations_for_a_perfect_generator():
+    # Naeem et al. (2020): E[density] = 1 and E[coverage] = 1 - prod_i (N - i)/(M + N - i) -> 1 - 2^-k
+    rng = np.random.default_rng(12)
+    k, n = 5, 1000
+    runs = np.array([metrics.density_coverage(rng.standard_normal((n, 8)), rng.standard_normal((n, 8)), k=k)
+                     for _ in range(5)])  # (5, 2)
+    expected = metrics.coverage_expectation(n, n, k)
+    assert expected == pytest.approx(1 - 0.5**k, abs=2e-3)
+    assert abs(runs[:, 0].mean() - 1) < 0.05  # without the 1/k the density would be about k
+    assert abs(runs[:, 1].mean() - expected) < 0.01
+    assert metrics.coverage_expectation(10**6, 10**6, 3) == pytest.approx(1 - 0.5**3, abs=1e-5)
+
+
+def test_density_coverage_are_robust_to_outliers_where_precision_recall_are_not():
+    # The demonstration of Naeem et al. (2020), section 4: one far outlier has a huge k-NN ball.
+    rng = np.random.default_rng(13)
+    d, k = 64, 5
+    shift = np.full(d, 2.0)  # |shift| = 16, twice the radius of a cloud: fakes far from the reals
+    real, fake = rng.standard_normal((1000, d)), rng.standard_normal((1000, d)) + shift
+    p0, r0 = metrics.precision_recall(real, fake, k=k)
+    d0, c0 = metrics.density_coverage(real, fake, k=k)
+    assert max(p0, r0, d0, c0) < 0.05  # all four see the shifted fakes
+    real_out = np.vstack([real, 2 * shift])  # one real outlier whose ball swallows the fakes
+    p1, _ = metrics.precision_recall(real_out, fake, k=k)
+    d1, _ = metrics.density_coverage(real_out, fake, k=k)
+    assert p1 > 0.95, "precision is fooled by the real outlier"
+    assert d1 <= 1 / k + 1e-12 and d1 < 0.25, "density: one ball adds at most 1/k per fake"
+    fake_out = np.vstack([fake, -shift])  # one fake outlier whose ball swallows the reals
+    _, r2 = metrics.precision_recall(real, fake_out, k=k)
+    _, c2 = metrics.density_coverage(real, fake_out, k=k)
+    assert r2 > 0.95, "recall is fooled by the fake outlier"
+    assert c2 < 0.05, "coverage builds no ball around the fakes"
+
+
+def test_density_coverage_errors():
+    with pytest.raises(ValueError, match="k=5 needs at least k \\+ 1 = 6 fake"):
+        metrics.density_coverage(np.zeros((10, 2)), np.zeros((4, 2)))
+
+
+# --- FID_infinity -------------------------------------------------------------------------------
+
+
+def test_fid_infinity_removes_the_bias_for_equal_distributions():
+    ratios, wrong = [], []
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        real, fake = rng.standard_normal((20000, 8)), rng.standard_normal((5000, 8))
+        res = metrics.fid_infinity(real, fake, seed=seed)
+        assert res.sizes.tolist() == np.linspace(500, 5000, 15).astype(int).tolist()  # the paper's grid, n/10..n
+        assert (res.fids > 0).all() and res.fids[0] > 2 * res.fids[-1] and res.slope > 0
+        assert res.fid_inf == pytest.approx(np.polyfit(1 / res.sizes, res.fids, 1)[1], rel=1e-9)
+        assert res.fids[-1] == pytest.approx(metrics.fid(real, fake), rel=1e-8)  # N = n: all the fakes
+        ratios.append(abs(res.fid_inf) / res.fids[0])
+        wrong.append(np.polyfit(res.sizes, res.fids, 1)[1] / res.fids[0])  # a line in N, not 1/N
+    assert np.mean(ratios) < 0.2, ratios
+    assert np.mean(wrong) > 0.5, wrong  # the wrong fit fails the same bar
+
+
+def test_fid_infinity_recovers_the_population_distance():
+    d = 16
+    mu, s = np.full(d, 0.1), np.linspace(0.7, 1.3, d)
+    truth = metrics.frechet_distance(np.zeros(d), np.eye(d), mu, np.diag(s**2))
+    assert truth == pytest.approx((mu**2).sum() + ((1 - s) ** 2).sum())
+    rng = np.random.default_rng(20)
+    real = rng.standard_normal((20000, d))
+    runs = [metrics.fid_infinity(real, mu + s * rng.standard_normal((5000, d)), seed=i) for i in range(6)]
+    inf = np.mean([r.fid_inf for r in runs])
+    assert abs(inf - truth) < 0.04
+    assert np.mean([r.fids[0] for r in runs]) - truth > 0.1  # FID_500 is biased
+    assert abs(np.mean([np.polyfit(r.sizes, r.fids, 1)[1] for r in runs]) - truth) > 0.04
+
+
+def test_fid_infinity_errors():
+    x = np.zeros((50, 2)) + np.arange(100).reshape(50, 2)
+    with pytest.raises(ValueError, match="two distinct sample sizes"):
+        metrics.fid_infinity(x, x, sizes=[10, 10])
+    with pytest.raises(ValueError, match="len\\(fake\\) = 50"):
+        metrics.fid_infinity(x, x, sizes=[10, 60])
+
+
+# --- memorisation -------------------------------------------------------------------------------
+
+
+def test_memorisation_rate_flags_near_copies_only():
+    rng = np.random.default_rng(14)
+    train, reference, fresh = (rng.standard_normal((400, 20)) for _ in range(3))
+    near_copies = train[:200] + 1e-3 * rng.standard_normal((200, 20))
+    assert metrics.nearest_distances(train[:5], train).max() == 0.0  # exact: copies at distance 0
+    half = np.vstack([near_copies, fresh[:200]])
+    assert abs(metrics.memorisation_rate(half, train, reference) - 0.5) < 0.02
+    # the chapter's bar (> 0.4) fails for a generator that does not copy
+    assert metrics.memorisation_rate(fresh, train, reference) < 0.02
 
 
 # --- mode coverage ------------------------------------------------------------------------------
@@ -274,6 +433,21 @@ def test_mode_coverage_collapse_and_garbage():
     assert modes == 8
     with pytest.raises(ValueError, match="must agree"):
         metrics.mode_coverage(np.zeros((5, 3)), mix.centres, mix.std)
+
+
+def test_mode_coverage_needs_high_quality_to_capture_a_mode():
+    # three tight modes plus near misses 4 sigma from the other five centres: 3 modes, not 8
+    mix = toy_mixture("ring", 3000, seed=2)
+    g = torch.Generator().manual_seed(1)
+    tight = mix.centres[[0, 3, 5]][torch.randint(3, (3000,), generator=g)] + mix.std * torch.randn(3000, 2, generator=g)
+    angle = 2 * math.pi * torch.rand(100, generator=g)
+    ring_4sigma = 4 * mix.std * torch.stack([angle.cos(), angle.sin()], 1)
+    misses = mix.centres[[1, 2, 4, 6, 7]][torch.randint(5, (100,), generator=g)] + ring_4sigma
+    samples = torch.cat([tight, misses])
+    got = metrics.mode_coverage(samples, mix.centres, mix.std)
+    assert got.modes == 3
+    nearest = torch.cdist(samples, mix.centres).argmin(1)  # a count without the 3-sigma filter
+    assert nearest.unique().numel() == 8
 
 
 # --- discriminator ------------------------------------------------------------------------------

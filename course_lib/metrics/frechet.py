@@ -1,0 +1,311 @@
+r"""The Fréchet distance and FID (Heusel et al., 2017), stably and fast; FID's bias in n and FID_∞.
+
+Chapter 9 derives every formula here. The trace of the matrix square root is
+computed through a pivoted Cholesky factor (no ``sqrtm``, finite on
+rank-deficient covariances); :func:`fid_nuclear` is an independent route
+through a nuclear norm, used as the reference in tests.
+:func:`frechet_distance_sqrtm` and :func:`frechet_distance_eigvals` are the
+methods of published code (pytorch-fid; torchmetrics / torch-fidelity), kept
+only to compare against. :func:`fid_infinity` is the extrapolation of Chong &
+Forsyth (2020).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, NamedTuple
+
+import numpy as np
+from scipy.linalg import lapack
+
+from ._inputs import ArrayLike, _as_float64, _features, _same_dim
+
+
+def _vector(mu: ArrayLike, name: str) -> np.ndarray:
+    mu = _as_float64(mu, name)
+    if mu.ndim != 1:
+        raise ValueError(f"{name} must be a vector (d,); got shape {mu.shape}")
+    return mu
+
+
+def gaussian_stats(features: ArrayLike, extractor: Any = None, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    r"""Mean (d,) and unbiased covariance (d, d) of features (n, d): the Gaussian fitted by FID.
+
+    :math:`\hat\Sigma = \frac{1}{n-1}\sum_i (x_i-\hat\mu)(x_i-\hat\mu)^\top` needs
+    :math:`n \ge 2`; it has full rank only when :math:`n > d`.
+    """
+    x = _features(features, "features", extractor, batch_size)
+    n, d = x.shape
+    if n < 2:
+        raise ValueError(
+            f"A covariance needs at least 2 samples; got {n}. For a full-rank covariance of "
+            f"{d} features use more than {d} samples (FID is usually computed on 10,000+)."
+        )
+    if n <= d:
+        warnings.warn(
+            f"{n} samples of {d} features give a rank-deficient covariance (rank <= {n - 1}). "
+            f"FID stays finite but is strongly biased upwards; use more than {d} samples.",
+            stacklevel=3,
+        )
+    return x.mean(0), np.cov(x, rowvar=False)
+
+
+def _covariance(sigma: ArrayLike, name: str, d: int) -> np.ndarray:
+    s = _as_float64(sigma, name)
+    if s.shape != (d, d):
+        raise ValueError(f"{name} must be ({d}, {d}) to match the mean; got shape {s.shape}")
+    scale = max(np.abs(s).max(), np.finfo(float).tiny)
+    if np.abs(s - s.T).max() > 1e-5 * scale:
+        raise ValueError(f"{name} is not symmetric; a covariance matrix must be.")
+    if np.diag(s).min() < -1e-8 * scale:
+        raise ValueError(f"{name} has a negative variance on its diagonal; it is not a covariance matrix.")
+    return (s + s.T) / 2
+
+
+def _pstrf(sigma: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """LAPACK ``dpstrf`` (Cholesky with complete pivoting): (factor storage, 0-based pivots, rank)."""
+    c, piv, rank, info = lapack.dpstrf(sigma, lower=1)
+    if info < 0:  # pragma: no cover - LAPACK argument error
+        raise RuntimeError(f"LAPACK dpstrf failed with info={info}")
+    piv = piv - 1
+    d = len(sigma)
+    if rank < d:  # dpstrf stopped early: the remainder Sigma - B B^T must vanish for a PSD matrix
+        b = _factor_columns(c, piv, rank)
+        probe = np.random.default_rng(0).standard_normal((d, 2))  # (d, 2) fixed probe vectors
+        residual = np.abs(sigma @ probe - b @ (b.T @ probe)).max()
+        scale = max(np.abs(sigma @ probe).max(), np.finfo(float).tiny)
+        if residual > 1e-6 * scale:
+            raise ValueError(
+                f"{name} is not positive semi-definite (Cholesky remainder {residual:.3g}); "
+                "pass a real covariance matrix, e.g. from gaussian_stats(features)."
+            )
+    return c, piv, rank
+
+
+def _factor_columns(c: np.ndarray, piv: np.ndarray, rank: int) -> np.ndarray:
+    b = np.zeros((len(c), rank))
+    b[piv] = np.tril(c[:, :rank])  # row i of L belongs to row piv[i] of Sigma
+    return b
+
+
+def psd_factor(sigma: np.ndarray, name: str = "the covariance") -> np.ndarray:
+    r"""A factor :math:`B` (d, r) with :math:`\Sigma = B B^\top`, r = numerical rank (chapter 9).
+
+    Cholesky with complete pivoting (LAPACK ``dpstrf``):
+    :math:`P^\top \Sigma P = L L^\top`, so :math:`B = P L`. It stops at the
+    numerical rank, so it works on rank-deficient covariances where plain
+    Cholesky fails. Raises if :math:`\Sigma` is clearly not positive
+    semi-definite (checked on two fixed random probe vectors, O(d r)).
+    """
+    if len(sigma) == 0:
+        return np.zeros((0, 0))
+    return _factor_columns(*_pstrf(sigma, name))
+
+
+def _congruence(c: np.ndarray, piv: np.ndarray, rank: int, other: np.ndarray) -> np.ndarray:
+    """M = B^T other B for the factor B = P L of :func:`_pstrf`; (rank, rank), symmetric."""
+    if rank == len(c):  # full rank: two triangular products (BLAS trmm), half the cost of matmul
+        from scipy.linalg.blas import dtrmm
+
+        permuted = other.take(piv, 0).take(piv, 1)  # P^T other P
+        t = dtrmm(1.0, c, permuted, side=1, lower=1)  # (P^T other P) L; reads only tril(c)
+        return dtrmm(1.0, c, t, side=0, lower=1, trans_a=1)  # L^T (P^T other P) L
+    b = _factor_columns(c, piv, rank)  # (d, r)
+    return b.T @ (other @ b)
+
+
+def _sum_sqrt_eig(m: np.ndarray, other_name: str) -> tuple[float, int]:
+    """(sum of sqrt of eigenvalues clipped at 0, number of numerically zero eigenvalues).
+
+    M = B^T S B is PSD whenever S is, so a clearly negative eigenvalue means S is
+    not a covariance matrix (with B of full rank the inertia of M is that of S).
+    """
+    w = np.linalg.eigvalsh((m + m.T) / 2) if len(m) else np.zeros(0)
+    top = max(w.max(initial=0.0), np.finfo(float).tiny)
+    if w.size and w.min() < -1e-6 * top:
+        raise ValueError(
+            f"{other_name} is not positive semi-definite (B^T {other_name} B has eigenvalue "
+            f"{w.min():.3g}); pass a real covariance matrix, e.g. from gaussian_stats(features)."
+        )
+    tiny = int((w <= len(w) * np.finfo(float).eps * top).sum())
+    return float(np.sqrt(np.clip(w, 0, None)).sum()), tiny
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    r""":math:`\operatorname{Tr}\sqrt{\Sigma_1\Sigma_2}` without a general matrix square root (chapter 9).
+
+    With :math:`\Sigma_1 = B B^\top` (:func:`psd_factor`), :math:`\Sigma_1\Sigma_2 = B (B^\top \Sigma_2)`
+    has the same non-zero eigenvalues as :math:`M = B^\top \Sigma_2 B`, which is
+    symmetric positive semi-definite. Hence
+
+    .. math:: \operatorname{Tr}\sqrt{\Sigma_1\Sigma_2} = \sum_i \sqrt{\lambda_i(B^\top \Sigma_2 B)},
+
+    one pivoted Cholesky, two triangular products and one symmetric eigenvalue
+    problem, in float64. A clearly negative eigenvalue of M means
+    :math:`\Sigma_2` is not positive semi-definite, and raises. If M has numerically zero eigenvalues (their rounding
+    noise would enter through :math:`\sqrt{\cdot}`) and :math:`\Sigma_2` has lower
+    rank, the roles swap: the trace is symmetric in the two. Tiny negative
+    eigenvalues from rounding are clipped to zero.
+    """
+    if len(sigma1) == 0:
+        return 0.0
+    f1 = _pstrf(sigma1, "sigma1")
+    value, zeros = _sum_sqrt_eig(_congruence(*f1, sigma2), "sigma2")
+    if zeros:  # M is singular: factor sigma2 too and keep the smaller problem
+        f2 = _pstrf(sigma2, "sigma2")
+        if f2[2] < f1[2]:
+            value, _ = _sum_sqrt_eig(_congruence(*f2, sigma1), "sigma1")
+    return value
+
+
+def _clip_rounding(value: float, scale: float) -> float:
+    """Set a distance that is negative only by rounding (|value| <= 1e-9 scale) to 0."""
+    return 0.0 if -1e-9 * scale <= value < 0 else value
+
+
+def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike) -> float:
+    r"""Fréchet (Wasserstein-2) distance² between :math:`\mathcal N(\mu_1,\Sigma_1)` and :math:`\mathcal N(\mu_2,\Sigma_2)`.
+
+    .. math:: d^2 = \lVert\mu_1-\mu_2\rVert^2 + \operatorname{Tr}\Sigma_1 + \operatorname{Tr}\Sigma_2
+              - 2\operatorname{Tr}\big(\Sigma_1^{1/2}\Sigma_2\Sigma_1^{1/2}\big)^{1/2}
+
+    (Dowson & Landau, 1982; FID of Heusel et al., 2017). The last trace equals
+    :math:`\operatorname{Tr}\sqrt{\Sigma_1\Sigma_2}` and is computed by
+    :func:`trace_sqrt_product` in float64: no ``scipy.linalg.sqrtm``, no complex
+    ``eigvals``, finite when a covariance is rank-deficient. Derived in chapter 9.
+    """
+    mu1, mu2 = _vector(mu1, "mu1"), _vector(mu2, "mu2")
+    _same_dim(mu1, mu2, "mu1 and mu2")
+    d = len(mu1)
+    s1, s2 = _covariance(sigma1, "sigma1", d), _covariance(sigma2, "sigma2", d)
+    diff = mu1 - mu2
+    tr1, tr2 = float(np.trace(s1)), float(np.trace(s2))
+    value = float(diff @ diff) + tr1 + tr2 - 2 * trace_sqrt_product(s1, s2)
+    return _clip_rounding(value, float(diff @ diff) + tr1 + tr2)
+
+
+def fid(features_a: ArrayLike, features_b: ArrayLike, extractor: Any = None, batch_size: int = 500) -> float:
+    r"""Fréchet Inception Distance between two samples: :func:`frechet_distance` of their Gaussian fits.
+
+    ``features_a``/``features_b`` are (n, d) features, or images if ``extractor``
+    is given. Biased: for finite n its expectation exceeds the population value
+    by roughly c/n (chapter 9 measures this), so compare FIDs only at equal n.
+    """
+    a = _features(features_a, "features_a", extractor, batch_size)
+    b = _features(features_b, "features_b", extractor, batch_size)
+    _same_dim(a, b, "features_a and features_b")
+    return frechet_distance(*gaussian_stats(a), *gaussian_stats(b))
+
+
+def fid_nuclear(features_a: ArrayLike, features_b: ArrayLike) -> float:
+    r"""FID from features by a second, independent route: a nuclear norm (reference for tests, chapter 9).
+
+    With centred, scaled features :math:`A_k = (X_k - \bar x_k)/\sqrt{n_k - 1}`,
+    :math:`\Sigma_k = A_k^\top A_k` and the non-zero eigenvalues of
+    :math:`\Sigma_1\Sigma_2` are the squared singular values of :math:`A_1 A_2^\top`, so
+    :math:`\operatorname{Tr}\sqrt{\Sigma_1\Sigma_2} = \lVert A_1A_2^\top\rVert_* = \lVert R_1 R_2^\top\rVert_*`
+    with :math:`A_k = Q_k R_k` (QR). Never forms a covariance product; exact for any n.
+    """
+    a = _features(features_a, "features_a", min_n=2)
+    b = _features(features_b, "features_b", min_n=2)
+    _same_dim(a, b, "features_a and features_b")
+    ca = (a - a.mean(0)) / np.sqrt(len(a) - 1)  # (n_a, d)
+    cb = (b - b.mean(0)) / np.sqrt(len(b) - 1)  # (n_b, d)
+    ra, rb = np.linalg.qr(ca, mode="r"), np.linalg.qr(cb, mode="r")  # (min(n, d), d)
+    nuclear = np.linalg.svd(ra @ rb.T, compute_uv=False).sum()
+    diff = a.mean(0) - b.mean(0)
+    return float(diff @ diff + (ca**2).sum() + (cb**2).sum() - 2 * nuclear)
+
+
+# --- the methods of published code, to compare against (chapter 9, benchmarks/bench_fid.py) ----
+
+
+class BaselineFD(NamedTuple):
+    """A Fréchet distance from a published method, the largest imaginary part it discarded, and
+    whether pytorch-fid's fallback (adding 1e-6 I to both covariances) was taken."""
+
+    value: float
+    imag: float
+    fallback: bool
+
+
+def frechet_distance_sqrtm(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> BaselineFD:
+    r"""pytorch-fid's ``calculate_frechet_distance``: :math:`\operatorname{Tr}` of ``scipy.linalg.sqrtm(S1 @ S2)``.
+
+    A general (Schur) square root of the non-symmetric :math:`\Sigma_1\Sigma_2`;
+    if it is not finite, retried on :math:`\Sigma_k + 10^{-6}I`; the imaginary part
+    is dropped. Shown in chapter 9 to be slower and less accurate than
+    :func:`frechet_distance`; do not use it for results.
+    """
+    import scipy.linalg
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Matrix is singular" when n <= d
+        root = scipy.linalg.sqrtm(sigma1 @ sigma2)
+        fallback = not np.isfinite(root).all()
+        if fallback:
+            offset = 1e-6 * np.eye(len(sigma1))
+            root = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    diff = mu1 - mu2
+    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(root).real
+    return BaselineFD(float(value), float(np.abs(np.imag(root)).max()), fallback)
+
+
+def frechet_distance_eigvals(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> BaselineFD:
+    r"""torchmetrics / torch-fidelity: :math:`\sum_i \sqrt{\lambda_i(\Sigma_1\Sigma_2)}` from the complex ``eigvals``, real part.
+
+    Compared with :func:`frechet_distance` in chapter 9; do not use it for results.
+    """
+    root = np.sqrt(np.linalg.eigvals(sigma1 @ sigma2).astype(complex))  # (d,) complex
+    diff = mu1 - mu2
+    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * root.real.sum()
+    return BaselineFD(float(value), float(np.abs(root.imag).max()), False)
+
+
+# --- FID_infinity ---------------------------------------------------------------------------
+
+
+class FIDInfinity(NamedTuple):
+    r"""The extrapolated :math:`\mathrm{FID}_\infty`, the slope c of :math:`\mathrm{FID}_N \approx \mathrm{FID}_\infty + c/N`,
+    and the sizes N (k,) and values :math:`\mathrm{FID}_N` (k,) of the fit."""
+
+    fid_inf: float
+    slope: float
+    sizes: np.ndarray
+    fids: np.ndarray
+
+
+def fid_infinity(
+    real: ArrayLike, fake: ArrayLike, sizes: Any = None, num_points: int = 15, seed: int | None = 0,
+    extractor: Any = None, batch_size: int = 500,
+) -> FIDInfinity:
+    r"""Effectively unbiased FID (Chong & Forsyth, 2020): extrapolate :math:`\mathrm{FID}_N` to :math:`N = \infty`.
+
+    The bias of :math:`\mathrm{FID}_N` is, to first order, linear in :math:`1/N`
+    (chapter 9 shows it), so
+
+    .. math:: \mathrm{FID}_N \approx \mathrm{FID}_\infty + \frac{c}{N}.
+
+    The real statistics are fitted once on all of ``real``; for each N in
+    ``sizes`` a random subset of N fakes (drawn without replacement) gives
+    :math:`\mathrm{FID}_N`; a least-squares line in :math:`1/N` is evaluated
+    at :math:`1/N = 0`. The default sizes are the paper's: ``num_points`` = 15
+    values evenly spaced from n/10 to n, n = ``len(fake)`` (5,000 to 50,000 in
+    the paper). The bias of the fixed real statistics (about c'/len(real)) is
+    not removed: keep the real set large.
+    """
+    r = _features(real, "real", extractor, batch_size, min_n=2)
+    f = _features(fake, "fake", extractor, batch_size, min_n=2)
+    _same_dim(r, f, "real and fake")
+    if sizes is None:
+        sizes = np.linspace(len(f) // 10, len(f), num_points)
+    sizes = np.asarray(sizes).astype(int)
+    if sizes.ndim != 1 or len(np.unique(sizes)) < 2 or sizes.min() < 2 or sizes.max() > len(f):
+        raise ValueError(f"sizes must hold at least two distinct sample sizes between 2 and len(fake) = {len(f)}; "
+                         f"got {sizes.tolist()}")
+    mu_r, s_r = gaussian_stats(r)
+    rng = np.random.default_rng(seed)
+    fids = np.array([frechet_distance(mu_r, s_r, *gaussian_stats(f[rng.choice(len(f), m, replace=False)]))
+                     for m in sizes])
+    slope, intercept = np.polyfit(1.0 / sizes, fids, 1)
+    return FIDInfinity(float(intercept), float(slope), sizes, fids)
