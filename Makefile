@@ -22,9 +22,10 @@ BOOK_HTML := $(BOOK_OUT)/html
 MATHJAX_VERSION ?= 3.2.2
 MATHJAX := book/_mathjax/mathjax/tex-mml-chtml.js
 STUDENT_OUT ?= _build/student
+NBGRADER_OUT ?= _build/nbgrader
 TEST_CHECKPOINTS := $(abspath _build/test-checkpoints)
 
-.PHONY: help venv course book notebooks student test lint unit nbval browser chromium sync clean
+.PHONY: help venv course book notebooks student assignments test lint unit nbval browser chromium sync clean
 
 help:
 	@echo "make course   - build the book (executes every notebook, fast mode): $(BOOK_HTML)/index.html,"
@@ -33,12 +34,19 @@ help:
 	@echo "make test     - lint, unit tests, notebook pairs, nbval, book + headless-browser check"
 	@echo "make student  - student versions of every notebook (solutions removed) in $(STUDENT_OUT)/"
 	@echo "make notebooks - execute every notebook with nbconvert into _build/notebooks/ (without the book)"
-	@echo "make sync     - regenerate notebooks/*.ipynb from the py:percent sources"
+	@echo "make assignments - an nbgrader course directory in $(NBGRADER_OUT)/ (see TEACHING.md)"
+	@echo "make sync     - regenerate notebooks/*.ipynb from the py:percent sources, outputs cleared"
 	@echo "COURSE_FAST=0 make course  - full mode (real quality, minutes per notebook): _build/book-full/html"
+
+# JupyterLab started from the venv opens the py:percent sources as notebooks (jupytext is the
+# default viewer for Python and Markdown files): the setting lives in the venv's own labconfig,
+# so it touches nothing in the user's ~/.jupyter. ./postBuild does the same on Binder.
+LABCONFIG := $(VENV)/etc/jupyter/labconfig/default_setting_overrides.json
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -e ".[dev]"
+	$(VENV)/bin/jupytext-config --settings-file $(LABCONFIG) set-default-viewer python markdown
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -72,7 +80,7 @@ book: $(STAMP) $(MATHJAX)
 
 notebooks: $(STAMP)
 	mkdir -p _build/notebooks
-	$(PY) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=1800 \
+	COURSE_PROGRESS=text $(PY) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=1800 \
 		--output-dir _build/notebooks $(NOTEBOOKS)
 	@echo "Executed notebooks are in _build/notebooks/"
 
@@ -80,6 +88,12 @@ notebooks: $(STAMP)
 # `raise NotImplementedError()`; check cells are kept (course_lib/assignments.py).
 student: $(STAMP)
 	$(PY) -m course_lib.assignments --out $(STUDENT_OUT) $(SOURCES)
+
+# A teacher's nbgrader course directory: nbgrader_config.py and source/<chapter>/<chapter>.ipynb
+# (the instructor version, solutions in; never the .py, which nbgrader would copy into the
+# release). Then: cd $(NBGRADER_OUT) && nbgrader generate_assignment ch01_basics (TEACHING.md).
+assignments: $(STAMP)
+	$(PY) -m course_lib.assignments --nbgrader $(NBGRADER_OUT) $(SOURCES)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -107,8 +121,11 @@ browser: book chromium
 test nbval: export COURSE_CHECKPOINTS = $(TEST_CHECKPOINTS)
 test: lint unit nbval browser
 
+# The .py is the source: rewrite each .ipynb from it (keeping cell ids), then clear outputs, so a
+# notebook saved with outputs in JupyterLab goes back to the committed form.
 sync: $(STAMP)
 	$(PY) -m jupytext --to ipynb --update notebooks/*.py
+	$(PY) -m jupyter nbconvert --log-level=WARN --clear-output --inplace notebooks/*.ipynb
 
 clean:
 	rm -rf _build book/conf.py

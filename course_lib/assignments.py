@@ -139,11 +139,91 @@ def write_student_versions(sources: Iterable[str | Path], out_dir: str | Path) -
     return written
 
 
+def instructor_version(nb: NotebookNode) -> NotebookNode:
+    """A plain ``.ipynb`` copy of ``nb`` with its solutions, for nbgrader's ``source/``:
+    outputs cleared, jupytext pairing metadata dropped, nbgrader metadata validated."""
+    from nbgrader.preprocessors import CheckCellMetadata, ClearOutput
+
+    nb = copy.deepcopy(nb)
+    nb.metadata.pop("jupytext", None)
+    nb.metadata.setdefault("kernelspec", {}).setdefault("language", "python")
+    nbformat.validator.normalize(nb)
+    resources: dict = {}
+    for pre in (CheckCellMetadata(), ClearOutput()):
+        nb, resources = pre.preprocess(nb, resources)
+    return nb
+
+
+# Written into the course directory by write_nbgrader_course. nbgrader executes each
+# notebook in a kernel that inherits this process's environment, so the environment set
+# here is the kernel's: fast mode (a whole chapter in well under a minute on a laptop), text
+# progress bars (the feedback pages have no widget front end), checkpoints kept inside the
+# course directory (a stale one from elsewhere cannot decide a grade).
+NBGRADER_CONFIG = """\
+# nbgrader configuration for the course (written by `make assignments`; see TEACHING.md).
+import os
+from pathlib import Path
+
+c = get_config()  # noqa: F821 (defined by traitlets when nbgrader reads this file)
+here = Path(__file__).resolve().parent
+c.CourseDirectory.root = str(here)
+c.CourseDirectory.course_id = "dgm-course"
+# One cell may train a model: nbgrader's default of 30 s per cell is too short.
+c.Execute.timeout = {timeout}
+# The grading kernel inherits this environment. Fast mode: set "0" to grade at full size.
+os.environ["COURSE_FAST"] = "1"
+os.environ["COURSE_PROGRESS"] = "text"
+os.environ.setdefault("COURSE_CHECKPOINTS", str(here / "checkpoints"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+"""
+
+
+def write_nbgrader_course(
+    sources: Iterable[str | Path], root: str | Path, timeout: int = 300
+) -> list[Path]:
+    """Write a ready nbgrader course directory at ``root``.
+
+    ``root/nbgrader_config.py`` (cell timeout ``timeout`` seconds, fast mode and text progress
+    bars for the grading kernel) and ``root/source/<stem>/<stem>.ipynb``, the instructor version
+    of each notebook. Only the ``.ipynb`` goes into ``source/``: nbgrader copies every file of a
+    source folder into the release, so a ``.py`` source there would hand out the solutions.
+    Returns the notebooks written. Then, from ``root``: ``nbgrader generate_assignment <stem>``.
+    """
+    root = Path(root)
+    if timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
+    (root / "source").mkdir(parents=True, exist_ok=True)
+    (root / "nbgrader_config.py").write_text(NBGRADER_CONFIG.format(timeout=int(timeout)))
+    written = []
+    for src in sources:
+        src = Path(src)
+        nb = read_notebook(src)
+        if not exercises(nb, str(src)):
+            continue  # a chapter without exercises is no assignment
+        folder = root / "source" / src.stem
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.iterdir():  # only the notebook: never a .py with the solutions
+            if stale.is_file():
+                stale.unlink()
+        target = folder / f"{src.stem}.ipynb"
+        nbformat.write(instructor_version(nb), target)
+        written.append(target)
+    return written
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write student versions of course notebooks.")
     parser.add_argument("notebooks", nargs="+", help="notebooks/chNN_*.py (or .ipynb)")
     parser.add_argument("--out", default="_build/student", help="output folder (default: %(default)s)")
+    parser.add_argument(
+        "--nbgrader", metavar="DIR", help="instead, write an nbgrader course directory at DIR"
+    )
     args = parser.parse_args(argv)
+    if args.nbgrader:
+        written = write_nbgrader_course(args.notebooks, args.nbgrader)
+        print(f"Wrote an nbgrader course with {len(written)} assignments to {args.nbgrader}/ "
+              f"(see TEACHING.md): cd {args.nbgrader} && nbgrader generate_assignment <chapter>")
+        return 0
     written = write_student_versions(args.notebooks, args.out)
     total = sum(len(exercises(read_notebook(src), str(src))) for src in args.notebooks)
     print(f"Wrote {len(written)} student notebooks with {total} exercises to {args.out}/")

@@ -13,7 +13,7 @@ import torch
 
 from ..distributions import gaussian_kl, log_normal_diag
 from ..likelihood import gaussian_mixture
-from . import CheckFailed, call_answer, passed, require
+from . import CheckFailed, call_answer, passed, reproduces, require
 
 _DTYPE = torch.float64
 
@@ -35,6 +35,7 @@ def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-6) -> bool:
     return bool(torch.allclose(a, b, rtol=tol, atol=tol))
 
 
+@reproduces(gaussian_kl)
 def check_gaussian_kl(fn: Callable) -> None:
     r"""``fn(mu1, sigma1, mu2, sigma2)`` must return KL(N(mu1, sigma1^2) || N(mu2, sigma2^2)), elementwise.
 
