@@ -94,20 +94,31 @@ def _has_widgets() -> bool:
     return importlib.util.find_spec("ipywidgets") is not None
 
 
+def _has_frontend() -> bool:
+    """Whether a Jupyter server started this kernel for a front end (JupyterLab, Notebook).
+
+    The server sets ``JPY_SESSION_NAME`` for the kernels it starts; nbconvert, nbgrader,
+    nbval and the book build start theirs directly, with no front end to draw a widget, so a
+    widget bar there would be saved as an empty placeholder.
+    """
+    return bool(os.environ.get("JPY_SESSION_NAME"))
+
+
 def progress(iterable: Iterable[T] | None = None, **kwargs: Any):
     """A tqdm progress bar that suits where it runs.
 
-    In JupyterLab it is a widget (if ipywidgets is installed); in a terminal it redraws in place; in a log
-    file (CI) it prints a line every 10 s instead of flooding the log.
-    ``COURSE_PROGRESS=text`` forces the plain text bar (the book build sets it),
-    ``COURSE_PROGRESS=off`` hides it.
+    In JupyterLab it is a widget (if ipywidgets is installed); in a notebook executed without a
+    front end (nbconvert, nbgrader's autograde and feedback, nbval) it is the text bar; in a
+    terminal it redraws in place; in a log file (CI) it prints a line every 10 s instead of
+    flooding the log. ``COURSE_PROGRESS=text`` forces the plain text bar (the book build sets
+    it), ``COURSE_PROGRESS=off`` hides it.
     """
     mode = os.environ.get(PROGRESS_ENV, "auto").strip().lower()
     if mode not in {"auto", "text", "off"}:
         raise ValueError(f"{PROGRESS_ENV}={mode!r}: use auto, text or off.")
     if mode == "off":
         kwargs.setdefault("disable", True)
-    if mode == "auto" and _in_notebook() and _has_widgets():
+    if mode == "auto" and _in_notebook() and _has_widgets() and _has_frontend():
         from tqdm.notebook import tqdm
     else:
         from tqdm import tqdm

@@ -224,3 +224,15 @@ def test_screenshot_of_chapter_1(chromium, site):
         assert img.size == (1280, 5600)
         colours = img.convert("RGB").getcolors(maxcolors=1 << 20)
         assert colours is None or len(colours) > 200, "the screenshot is (nearly) blank"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_each_chapter_offers_its_ipynb(site, name):
+    """The download menu of a chapter holds its notebook (the sources are .py), and the file is
+    the chapter's notebook."""
+    import json
+
+    source = (HTML / "notebooks" / f"{name}.html").read_text()
+    assert f"_sources/notebooks/{name}.ipynb" in source, f"{name}: no .ipynb in the download menu"
+    nb = json.loads((HTML / "_sources" / "notebooks" / f"{name}.ipynb").read_text())
+    assert nb["cells"][0]["source"][0].startswith("# Chapter")

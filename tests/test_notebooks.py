@@ -30,4 +30,32 @@ def test_pair_agrees(source):
 def test_committed_ipynb_has_no_outputs(source):
     nb = jupytext.read(source.with_suffix(".ipynb"))
     dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
-    assert not dirty, f"{source.with_suffix('.ipynb').name} stores outputs in cells {dirty}: run `make sync` from a clean .py"
+    assert not dirty, f"{source.with_suffix('.ipynb').name} stores outputs in cells {dirty}: run `make sync` (it clears them)"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_source_is_in_jupytext_form(source):
+    """Saving the notebook in JupyterLab (jupytext, with the project's configuration) rewrites
+    nothing: the committed .py already carries the header jupytext writes."""
+    from jupytext.config import find_jupytext_configuration_file, load_jupytext_configuration_file
+
+    config = load_jupytext_configuration_file(find_jupytext_configuration_file(str(ROOT)))
+    nb = jupytext.read(source)
+    rewritten = jupytext.writes(nb, fmt="py:percent", config=config)
+    assert rewritten == source.read_text(), (
+        f"{source.name}: a save from JupyterLab would rewrite it; run "
+        f"`.venv/bin/jupytext --to py:percent {source.relative_to(ROOT)} -o {source.relative_to(ROOT)}`"
+    )
+
+
+MAX_CODE_LINE = 88  # what the book's code column shows without a scroll bar
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_code_lines_fit_the_book(source):
+    long = [
+        (i, len(line))
+        for cell in jupytext.read(source).cells if cell.cell_type == "code"
+        for i, line in enumerate(cell.source.splitlines()) if len(line) > MAX_CODE_LINE
+    ]
+    assert not long, f"{source.name}: {len(long)} code lines over {MAX_CODE_LINE} characters"

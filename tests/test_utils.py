@@ -48,6 +48,23 @@ def test_progress_modes(monkeypatch):
         utils.progress(range(3))
 
 
+def test_progress_widget_only_with_a_front_end(monkeypatch):
+    """In a kernel with no front end (nbconvert, nbgrader) a widget bar would be saved as an
+    empty placeholder: the text bar is used unless a Jupyter server started the kernel."""
+    from tqdm.notebook import tqdm as widget_bar
+
+    monkeypatch.setenv("COURSE_PROGRESS", "auto")
+    monkeypatch.setattr(utils, "_in_notebook", lambda: True)
+    monkeypatch.setattr(utils, "_has_widgets", lambda: True)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    assert not isinstance(utils.progress(range(2)), widget_bar)
+    monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/ch01_basics.py")
+    assert isinstance(utils.progress(range(2)), widget_bar)
+    monkeypatch.setenv("COURSE_PROGRESS", "loud")
+    with pytest.raises(ValueError):
+        utils.progress(range(3))
+
+
 def test_checkpoint_roundtrip_and_errors(tmp_path):
     path = tmp_path / "sub" / "ck.pt"
     state = {"w": torch.arange(3.0), "step": 7, "history": {"loss": [1.0, 0.5]}}
