@@ -6,6 +6,12 @@ returns a notebook with the cached outputs merged in, without running anything, 
 ``python -m course_lib.book --cache DIR --out DIR notebooks/ch*.py`` writes them all as
 ``.ipynb`` (``make course`` puts them in ``_build/notebooks/``).
 
+It is also the book's Sphinx extension (``sphinx.extra_extensions`` in ``book/_config.yml``):
+the chapters' sources are py:percent files, so the theme's download menu would offer only the
+``.py``; :func:`setup` tells sphinx-book-theme that a notebook exists for each chapter
+(``ipynb_source``, shown as "Download notebook file") and copies the paired
+``notebooks/*.ipynb`` under ``_sources/`` when the build ends.
+
 (myst-nb also writes ``jupyter_execute/*.ipynb`` beside the HTML, but a page served from the
 cache is written there without its outputs, so that folder is not a reliable copy.)
 """
@@ -13,6 +19,7 @@ cache is written there without its outputs, so that folder is not a reliable cop
 from __future__ import annotations
 
 import argparse
+import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -55,6 +62,31 @@ def export_executed(sources: Iterable[str | Path], cache_dir: str | Path, out_di
         nbformat.write(nb, target)
         written.append(target)
     return written
+
+
+def _set_ipynb_source(app, pagename, templatename, context, doctree):
+    source = Path(app.srcdir) / f"{pagename}.py"
+    if pagename.startswith("notebooks/") and source.with_suffix(".ipynb").is_file():
+        context["ipynb_source"] = f"{pagename}.ipynb"
+
+
+def _copy_notebooks(app, exception):
+    if exception is not None or app.builder.format != "html":
+        return
+    target = Path(app.outdir) / "_sources" / "notebooks"
+    target.mkdir(parents=True, exist_ok=True)
+    for docname in app.env.found_docs:
+        ipynb = Path(app.srcdir) / f"{docname}.ipynb"
+        if docname.startswith("notebooks/") and ipynb.is_file():
+            shutil.copyfile(ipynb, target / ipynb.name)
+
+
+def setup(app) -> dict:
+    """Sphinx entry point: the .ipynb entry of each chapter's download menu."""
+    # before sphinx-book-theme builds its header buttons (priority 501)
+    app.connect("html-page-context", _set_ipynb_source, priority=400)
+    app.connect("build-finished", _copy_notebooks)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
