@@ -15,11 +15,12 @@
 # chapter builds the standard scores and, more importantly, shows what each one sees and
 # what it misses:
 #
-# * the **Fréchet Inception Distance** (FID) {cite}`heusel2017fid`, and how to compute it
-#   stably and fast;
+# * the **Fréchet Inception Distance** (FID) {cite}`heusel2017fid`, how to compute it
+#   stably and fast, and its bias-free extrapolation FID$_\infty$ {cite}`chong2020fidinf`;
 # * the **Kernel Inception Distance** (KID) {cite}`binkowski2018kid`, which is unbiased;
 # * the **Inception Score** (IS) {cite}`salimans2016improved`;
-# * **precision and recall** {cite}`kynkaanniemi2019pr`, which separate quality from diversity;
+# * **precision and recall** {cite}`kynkaanniemi2019pr`, which separate quality from diversity, and
+#   **density and coverage** {cite}`naeem2020density`, which do so robustly to outliers;
 # * **mode coverage** on the 2-D toy mixtures {cite}`srivastava2017veegan,lin2018pacgan`;
 # * how to judge a **discriminator**: accuracy, the ROC curve and its AUC.
 #
@@ -35,7 +36,6 @@ import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
-import scipy.linalg
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
@@ -190,14 +190,14 @@ feat = {name: features.extract(clf, imgs).double().numpy() for name, imgs in gen
 f_real = features.extract(clf, real).double().numpy()  # (n, 128)
 
 
+def stats(x, y):
+    return x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False)
+
+
 def fid_sqrtm(x, y):
-    """The pytorch-fid recipe: scipy's general matrix square root of S1 S2."""
-    c1, c2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scipy warns "Matrix is singular" when n <= d
-        root = scipy.linalg.sqrtm(c1 @ c2)
-    diff = x.mean(0) - y.mean(0)
-    return diff @ diff + np.trace(c1) + np.trace(c2) - 2 * np.trace(root).real, np.abs(root.imag).max()
+    """The pytorch-fid recipe: scipy's general matrix square root of S1 S2 (value, largest |imag| dropped)."""
+    out = metrics.frechet_distance_sqrtm(*stats(x, y))
+    return out.value, out.imag
 
 
 ours = metrics.fid(f_real, feat["noise 0.2"])
@@ -229,19 +229,56 @@ assert abs(ours60 - ref60) < abs(sq60 - ref60) or abs(sq60 - ref60) < 1e-12 * re
 
 # %% [markdown]
 # On this 128-d example every method still lands near the answer. The differences grow with
-# the dimension. `benchmarks/bench_fid.py` runs the three methods on 2048-d Inception-sized
-# features, with 5,000 samples and with a rank-deficient 1,000, and reports the time and the
-# error of each. On this course's 2-core machine the course's method was more than twice as
-# fast as `eigvals` and about 8 to 27 times faster than `sqrtm`, and it stayed within 1e-15 of
-# the float64 reference in both cases, where the other two lost 7 digits on the rank-deficient
-# covariances (figures in the README).
+# the dimension. The cell below times the three methods on synthetic ReLU features of a larger
+# dimension, once with more samples than features and once with half as many, and measures each
+# one's error against the nuclear-norm reference. `benchmarks/bench_fid.py` does the same on
+# 2048-d Inception-sized features.
+
+# %%
+d_big = utils.fast_or_full(160, 1024)
+rng_b = np.random.default_rng(1)
+mix = rng_b.standard_normal((d_big, d_big)) / np.sqrt(1 + np.arange(d_big))  # decaying spectrum
+methods = {"course_lib": metrics.frechet_distance,
+           "eigvals": lambda *a: metrics.frechet_distance_eigvals(*a).value,
+           "sqrtm": lambda *a: metrics.frechet_distance_sqrtm(*a).value}
+bench = {}
+for n_b in (2 * d_big, d_big // 2):  # full rank, then rank-deficient
+    xb = np.maximum(rng_b.standard_normal((n_b, d_big)) @ mix, 0)  # (n_b, d_big)
+    yb = np.maximum(rng_b.standard_normal((n_b, d_big)) @ mix + 0.05, 0)
+    ref_b, st = metrics.fid_nuclear(xb, yb), stats(xb, yb)
+    for name, fn in methods.items():
+        times = []
+        for _ in range(1 if name == "sqrtm" else 3):  # best of 3; sqrtm is slow, once
+            t0 = time.perf_counter()
+            value = fn(*st)
+            times.append(time.perf_counter() - t0)
+        bench[n_b, name] = (min(times), abs(value - ref_b) / ref_b)
+    t_ours = bench[n_b, "course_lib"][0]
+    print(f"n={n_b}, d={d_big}: " + "; ".join(
+        f"{name} {bench[n_b, name][0] / t_ours:.1f}x the time, rel. error {bench[n_b, name][1]:.1e}" for name in methods))
+n_def = d_big // 2
+assert all(bench[key][1] < 1e-12 for key in bench if key[1] == "course_lib"), "ours: float64-exact"
+assert min(bench[n_def, "eigvals"][1], bench[n_def, "sqrtm"][1]) > 1e3 * max(bench[n_def, "course_lib"][1], 1e-16)
+assert bench[n_def, "sqrtm"][0] > bench[n_def, "course_lib"][0], "the general square root is slower"
+
+# %% [markdown]
+# The line above prints each method's time as a multiple of ours, and its relative error. On
+# rank-deficient covariances the general methods lose about half of float64's digits, while
+# ours stays exact to rounding.
 #
 # ### Exercise 1: the trace of the matrix square root
 #
 # Write `trace_sqrt_product(sigma1, sigma2)`, returning $\operatorname{Tr}\sqrt{\Sigma_1\Sigma_2}$
 # for two covariance matrices (NumPy arrays). Use a symmetric form: compute $\Sigma_1^{1/2}$
 # from `np.linalg.eigh`, then the eigenvalues of $\Sigma_1^{1/2}\Sigma_2\Sigma_1^{1/2}$ with
-# `np.linalg.eigvalsh`. It must stay finite when $\Sigma_1$ is singular.
+# `np.linalg.eigvalsh`. It must be accurate when $\Sigma_1$ is singular. Eigenvalues that are
+# zero in exact arithmetic come out as rounding noise of either sign, about
+# $\varepsilon\lambda_{\max}$. A square root turns each into about $10^{-8}\sqrt{\lambda_{\max}}$,
+# and with dozens of them the sum loses half its digits. So set every eigenvalue below
+# $d\,\varepsilon\,\lambda_{\max}$ to zero before each square root
+# ($\varepsilon$ = `np.finfo(float).eps`). The check grades the answer on 128 features estimated
+# from 60 samples to a relative $10^{-10}$. `sqrtm(S1 @ S2)` and `eigvals(S1 @ S2)` fail it, and so
+# does clipping the noise at 0.
 
 # %% nbgrader={"grade": false, "grade_id": "ch09-ex1", "locked": false, "schema_version": 3, "solution": true, "task": false}
 import numpy as np
@@ -250,10 +287,13 @@ import numpy as np
 def trace_sqrt_product(sigma1, sigma2):
     """Tr sqrt(sigma1 @ sigma2) for covariance matrices (d, d)."""
     ### BEGIN SOLUTION
+    d, eps = len(sigma1), np.finfo(float).eps
     w, v = np.linalg.eigh(sigma1)
-    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T  # sigma1^(1/2), symmetric
+    w = np.where(w > d * eps * w.max(), w, 0.0)  # rounding noise of zero eigenvalues -> exactly 0
+    root = (v * np.sqrt(w)) @ v.T  # sigma1^(1/2), symmetric
     lam = np.linalg.eigvalsh(root @ sigma2 @ root)  # real, >= 0 up to rounding
-    return float(np.sqrt(np.clip(lam, 0, None)).sum())
+    lam = np.where(lam > d * eps * lam.max(), lam, 0.0)
+    return float(np.sqrt(lam).sum())
     ### END SOLUTION
 
 
@@ -265,8 +305,9 @@ check_trace_sqrt_product(trace_sqrt_product)
 # %% [markdown]
 # ## 9.3 What each score sees: the corruption table
 #
-# For every "generator" we compute FID, KID, IS, precision and recall against the reference
-# set $R$, all with $n$ images per side and the same features. The first row, a second
+# For every "generator" we compute FID, KID, IS, precision, recall, density and coverage
+# against the reference set $R$, all with $n$ images per side and the same features (the
+# last four on features projected onto the unit sphere; section 9.6 shows why). The first row, a second
 # sample of real digits, gives the **floor**: the score a perfect generator would get at this
 # $n$. FID between two real samples is not 0, and a model should not be expected to beat it.
 
@@ -279,10 +320,11 @@ for name in generators:
         "KID": metrics.kid(f_real, feat[name], subsets=kid_subsets, subset_size=min(n, 1000))[0],
         "IS": metrics.inception_score(probs[name], splits=5)[0],
         **dict(zip(("precision", "recall"), metrics.precision_recall(f_real, feat[name], normalize=True))),
+        **metrics.density_coverage(f_real, feat[name], normalize=True)._asdict(),
     }
-print(f"{'generator':<20}" + "".join(f"{c:>11}" for c in table["real (other half)"]))
+print(f"{'generator':<20}" + "".join(f"{c:>10}" for c in table["real (other half)"]))
 for name, row in table.items():
-    print(f"{name:<20}" + "".join(f"{v:11.3f}" for v in row.values()))
+    print(f"{name:<20}" + "".join(f"{v:10.3f}" for v in row.values()))
 
 # %% [markdown]
 # What the table shows, and what the cell below checks:
@@ -291,7 +333,7 @@ for name, row in table.items():
 #   corrupted set scores above the real-vs-real floor.
 # * **Memorisation beats the floor.** Copying the reference set gives FID exactly 0, which
 #   is *better than real data*. A score below the real-vs-real floor is a red flag, not a
-#   triumph. No sample-based score here penalises copying (section 9.7).
+#   triumph. No sample-based score here penalises copying (section 9.8).
 # * **Mode collapse** (2 classes, or 10 images repeated) gives a large FID and KID. IS drops
 #   to about the number of classes left.
 
@@ -400,6 +442,41 @@ kid_change = abs(kid_noisy[0] - kid_noisy[-1]) / kid_noisy[-1]
 fid_change = abs(fid_noisy[0] - fid_noisy[-1]) / fid_noisy[-1]
 print(f"noisy generator, smallest vs largest n: FID changes {fid_change:.0%}, KID {kid_change:.0%}")
 assert kid_change < 0.25 < fid_change
+
+# %% [markdown]
+# ### FID$_\infty$: extrapolating the bias away
+#
+# The bias of $\widehat{\mathrm{FID}}_N$ is, to first order, linear in $1/N$
+# {cite}`chong2020fidinf`: $\mathrm{FID}_N \approx \mathrm{FID}_\infty + c/N$. Chong and Forsyth
+# fit the real statistics once on the whole real set, compute FID on $N$ fakes for several $N$,
+# fit a line in $1/N$ and read it at $1/N = 0$. `metrics.fid_infinity` does this (by default
+# at 15 sizes from $n/10$ to $n$, the paper's 5,000 to 50,000). It removes the bias from the
+# generated side only: the real side keeps its own, so the real set must be large. We check
+# the line on our pools: fitted on $N \le 1000$ only, it must predict the measured FID at
+# $N = 2000$, and the extrapolated value must lie below every $\mathrm{FID}_N$.
+
+# %%
+fid_sizes = np.linspace(250, 2000, 8).astype(int)
+inf = {key: metrics.fid_infinity(f_pool_r, other, sizes=fid_sizes)
+       for key, other in (("real", f_pool_p), ("noise 0.2", f_pool_noisy))}
+fig, ax = plt.subplots(figsize=(5.5, 3.8))
+grid_inv = np.linspace(0, 1 / fid_sizes[0], 50)
+for key, res in inf.items():
+    ax.plot(1 / res.sizes, res.fids, "o", label=f"R vs {key}")
+    ax.plot(grid_inv, res.fid_inf + res.slope * grid_inv, "--", color=ax.lines[-1].get_color())
+    print(f"R vs {key}: FID_N from {res.fids[0]:.2f} (N={res.sizes[0]}) to {res.fids[-1]:.2f} "
+          f"(N={res.sizes[-1]}); FID_inf = {res.fid_inf:.2f}, slope c = {res.slope:.0f}")
+ax.set_xlabel("1 / N")
+ax.set_ylabel("FID")
+ax.set_yscale("log")
+ax.legend()
+small = fid_sizes <= 1000
+slope_s, icpt_s = np.polyfit(1 / fid_sizes[small], inf["noise 0.2"].fids[small], 1)
+predicted = icpt_s + slope_s / fid_sizes[-1]
+print(f"noise 0.2, line fitted on N <= 1000 predicts FID_2000 = {predicted:.2f}; measured {inf['noise 0.2'].fids[-1]:.2f}")
+assert abs(predicted - inf["noise 0.2"].fids[-1]) < 0.03 * inf["noise 0.2"].fids[-1], "FID_N is linear in 1/N"
+assert all(res.fid_inf < res.fids.min() for res in inf.values()), "the bias is positive at every N"
+assert inf["real"].fid_inf < 0.6 * inf["real"].fids[-1], "most of real-vs-real FID at N = 2000 is bias";
 
 # %% [markdown]
 # ### Exercise 2: the unbiased MMD² of KID
@@ -532,11 +609,12 @@ assert min(pr["real (other half)"]) > 0.8
 assert pr["noise 0.4"][0] < pr["noise 0.1"][0] and pr["noise 0.4"][1] < pr["noise 0.1"][1]
 
 # %% [markdown]
-# **A trap: the feature norm.** `precision_recall` projects the features onto the unit
-# sphere before it builds the balls (`normalize=True`). This matters for a classifier's
-# features. Their *length* tracks the network's confidence, so junk images map close to the
-# origin. A few unusual real digits also sit there, and they carry huge $k$-NN balls. On raw
-# features, the paper's original setting, pure uniform noise scores almost perfect precision:
+# **A trap: the feature norm.** `precision_recall` computes the paper's definition on raw
+# features by default. The table above passed `normalize=True`, which projects the features
+# onto the unit sphere before it builds the balls. This matters for a classifier's features.
+# Their *length* tracks the network's confidence, so junk images map close to the origin. A
+# few unusual real digits also sit there, and they carry huge $k$-NN balls. On raw features,
+# pure uniform noise scores almost perfect precision:
 
 # %%
 f_uniform = features.extract(clf, torch.rand(n, 1, 28, 28, generator=g)).double().numpy()
@@ -547,28 +625,86 @@ print(f"mean feature norm: real {np.linalg.norm(f_real, axis=1).mean():.1f}, noi
 assert raw[0] > 0.9 and unit[0] < 0.1, "raw features call noise realistic; normalised ones do not"
 
 # %% [markdown]
-# ## 9.7 Memorisation: invisible to the scores above
+# ## 9.7 Density and coverage: robust to outliers
 #
-# A generator that returns its training images scores perfectly: FID 0 (section 9.3),
-# precision and recall 1, IS equal to real data. The direct test compares each generated
-# image with its **nearest training image**. Exact or near copies sit at distance 0, while
-# two different real digits are never that close. Papers show these nearest-neighbour
-# pairs next to their samples for this reason.
+# Those huge balls are the weakness of precision and recall: **one outlier** with a large
+# $k$-NN ball can swallow many samples. {cite:t}`naeem2020density` build balls around the
+# *real* samples only, $B_i = B(X_i, \mathrm{NND}_k(X_i))$ for real $X_1..X_N$ and fakes
+# $Y_1..Y_M$, and count:
+#
+# $$
+# \text{density} = \frac{1}{kM}\sum_{j=1}^M\sum_{i=1}^N \mathbb 1[Y_j \in B_i], \qquad
+# \text{coverage} = \frac1N\sum_{i=1}^N \mathbb 1\big[\exists j:\ Y_j \in B_i\big].
+# $$
+#
+# Density counts *how many* real balls hold each fake, so one outlier's ball adds at most
+# $1/k$ to it, while precision counts it fully. Coverage never builds a ball around a fake, so a
+# fake outlier cannot inflate it, while recall can. For a perfect generator the paper shows
+# $\mathbb E[\text{density}] = 1$ and $\mathbb E[\text{coverage}] = 1 - \prod_{i=1}^k \frac{N-i}{M+N-i}
+# \approx 1 - 2^{-k}$ for $M = N$ (`metrics.coverage_expectation`); its default is $k = 5$.
+# The cell below reads the table's columns and then plants one outlier, as the paper does:
+# 64-d Gaussians, fakes shifted far from the reals, then one real (or one fake) point placed so
+# that its ball swallows the other set.
 
 # %%
-print("copies of R: precision, recall =", pr["copies of R"])
-assert pr["copies of R"] == (1.0, 1.0)
-half_copies = torch.cat([real[: n // 2], pool[: n - n // 2]])  # half memorised, half new
-exact = "donot_use_mm_for_euclid_dist"  # the fast matmul formula leaves ~1e-3 instead of exact 0
-nn_dist = torch.cdist(half_copies.flatten(1), real.flatten(1), compute_mode=exact).min(1).values  # (n,) pixel L2
-fresh_dist = torch.cdist(pool[:n].flatten(1), real.flatten(1), compute_mode=exact).min(1).values
-print(f"nearest-neighbour distance: fresh real digits >= {fresh_dist.min():.2f}; "
-      f"half-memorised set: {(nn_dist < 1e-6).float().mean():.0%} at distance 0")
-assert fresh_dist.min() > 1.0 and (nn_dist < 1e-6).float().mean() == 0.5
+dc = {name: (row["density"], row["coverage"]) for name, row in table.items()}
+expected_cov = metrics.coverage_expectation(n, n, 5)
+print(f"real (other half): density {dc['real (other half)'][0]:.3f}, coverage {dc['real (other half)'][1]:.3f} "
+      f"(expected 1 and {expected_cov:.3f})")
+assert abs(dc["real (other half)"][0] - 1) < 0.1 and abs(dc["real (other half)"][1] - expected_cov) < 0.03
+assert dc["2 classes"][0] > 0.8 and dc["2 classes"][1] < 0.3, "collapse: real-looking, low coverage"
+assert dc["10 images repeated"][1] < 0.1 and dc["noise 0.4"][0] < 0.4
+
+rng_o = np.random.default_rng(3)
+shift = np.full(64, 2.0)  # |shift| = 16: fakes far from the reals
+real_g, fake_g = rng_o.standard_normal((1000, 64)), rng_o.standard_normal((1000, 64)) + shift
+outlier_rows = {
+    "no outlier": (real_g, fake_g),
+    "one real outlier": (np.vstack([real_g, 2 * shift]), fake_g),
+    "one fake outlier": (real_g, np.vstack([fake_g, -shift])),
+}
+outliers = {}
+for case, (r_, f_) in outlier_rows.items():
+    outliers[case] = (*metrics.precision_recall(r_, f_, k=5), *metrics.density_coverage(r_, f_, k=5))
+    print(f"{case:<17} precision {outliers[case][0]:.3f} recall {outliers[case][1]:.3f} "
+          f"density {outliers[case][2]:.3f} coverage {outliers[case][3]:.3f}")
+assert max(outliers["no outlier"]) < 0.05
+assert outliers["one real outlier"][0] > 0.95 and outliers["one real outlier"][2] < 0.25, "precision fooled, density not"
+assert outliers["one fake outlier"][1] > 0.95 and outliers["one fake outlier"][3] < 0.05, "recall fooled, coverage not"
+raw_dc = metrics.density_coverage(f_real, f_uniform)
+print(f"uniform noise on raw features: precision {raw[0]:.3f}, density {raw_dc.density:.3f}, coverage {raw_dc.coverage:.3f}")
+assert raw[0] > 0.9 and raw_dc.density < 0.75 and raw_dc.coverage < 0.1
+
+# %% [markdown]
+# The real outlier lifts precision from 0 to almost 1, and density only to at most $1/k$; the
+# fake outlier does the same to recall, and coverage does not move. On raw MNIST features the
+# feature-norm trap is such a case: uniform noise gets near-perfect precision, while its density
+# is well below the real sample's and its coverage is near 0.
+#
+# ## 9.8 Memorisation: invisible to the scores above
+#
+# A generator that returns its training images scores perfectly: FID 0 (section 9.3),
+# precision and recall 1 (each copy lies in its own ball), IS equal to real data. The direct
+# test compares each generated image with its **nearest training image**, in pixels. How close
+# does a *new* digit come? The held-out test split answers that: no test digit comes closer to
+# the training set than the closest of them, so `metrics.memorisation_rate` flags a sample that
+# does as a copy. Papers show these nearest-neighbour pairs next to their samples for this
+# reason. Our "generator" here returns half near-copies of $R$ (with faint noise, so no
+# distance is exactly 0) and half new digits.
+
+# %%
+half_copies = torch.cat([add_noise(real[: n // 2], 0.02), pool[: n - n // 2]])  # half memorised, half new
+flat = {"train": real.flatten(1).numpy(), "test": test.data.flatten(1).numpy()}
+rates = {name: metrics.memorisation_rate(x.flatten(1).numpy(), flat["train"], flat["test"])
+         for name, x in (("half near-copies", half_copies), ("new digits (pool)", pool[:n]))}
+threshold = metrics.nearest_distances(flat["test"], flat["train"]).min()
+print(f"closest a test digit comes to the training set: {threshold:.2f} (pixel L2); flagged as copies:",
+      {k: f"{v:.1%}" for k, v in rates.items()})
+assert rates["half near-copies"] > 0.4 and rates["new digits (pool)"] < 0.05
 assert metrics.fid(f_real, features.extract(clf, half_copies).double().numpy()) < floor
 
 # %% [markdown]
-# ## 9.8 Judging a discriminator: accuracy, ROC and AUC
+# ## 9.9 Judging a discriminator: accuracy, ROC and AUC
 #
 # A classifier trained to tell real from generated images is a metric too, as a two-sample
 # test. It is also what a GAN's discriminator is. Its **accuracy** depends on a threshold
@@ -625,15 +761,17 @@ mann_whitney = ((s_r[:, None] > s_f[None]) + 0.5 * (s_r[:, None] == s_f[None])).
 assert abs(mann_whitney - rep.auc) < 1e-12
 
 # %% [markdown]
-# ## 9.9 Mode coverage on the toy mixtures
+# ## 9.10 Mode coverage on the toy mixtures
 #
-# On 2-D data the modes are known, and chapter 5 scores GANs the way VEEGAN and PacGAN do
+# On 2-D data the modes are known, and chapter 5 (mode collapse) scores GANs the way VEEGAN and PacGAN do
 # {cite}`srivastava2017veegan,lin2018pacgan`. A sample is **high quality** if it lies within
 # 3 standard deviations of its nearest mode centre. A mode is **captured** if at least one
 # high-quality sample has it as its nearest centre. For samples of the true mixture, the
 # distance to the centre in units of $\sigma$ follows a Rayleigh law, so the high-quality share
 # is $P(r \le 3\sigma) = 1 - e^{-9/2} \approx 98.9\%$. If a generator spreads each mode $s$
-# times too wide, the share drops to $1 - e^{-9/(2s^2)}$.
+# times too wide, the share drops to $1 - e^{-9/(2s^2)}$. Our collapsed generator keeps 3 of the
+# 8 modes and puts 1% of its samples $4\sigma$ from the other five centres: near misses are not
+# high quality, so they must capture nothing (a count of nearest centres alone would say 8).
 
 # %%
 m_toy = utils.fast_or_full(20_000, 100_000)
@@ -641,17 +779,21 @@ ring, grid = data.toy_mixture("ring", m_toy, seed=1), data.toy_mixture("grid", m
 cov_ring = metrics.mode_coverage(ring.samples, ring.centres, ring.std)
 cov_grid = metrics.mode_coverage(grid.samples, grid.centres, grid.std)
 collapsed = ring.centres[[0, 3, 5]][torch.randint(3, (m_toy,), generator=g)] + ring.std * torch.randn(m_toy, 2, generator=g)
+n_miss = m_toy // 100
+angle = 2 * math.pi * torch.rand(n_miss, generator=g)
+misses = ring.centres[[1, 2, 4, 6, 7]][torch.randint(5, (n_miss,), generator=g)] + 4 * ring.std * torch.stack([angle.cos(), angle.sin()], 1)
+collapsed[:n_miss] = misses  # (m_toy, 2): 3 modes and near misses of the other 5
 wide = ring.centres[torch.randint(8, (m_toy,), generator=g)] + 2 * ring.std * torch.randn(m_toy, 2, generator=g)
 cov_collapsed = metrics.mode_coverage(collapsed, ring.centres, ring.std)
 cov_wide = metrics.mode_coverage(wide, ring.centres, ring.std)
-for name, cov in (("ring, true", cov_ring), ("grid, true", cov_grid), ("ring, 3 modes", cov_collapsed),
+for name, cov in (("ring, true", cov_ring), ("grid, true", cov_grid), ("ring, 3 modes + misses", cov_collapsed),
                   ("ring, 2x too wide", cov_wide)):
-    print(f"{name:<18} modes {cov.modes:>2}   high quality {cov.high_quality:.2%}")
+    print(f"{name:<24} modes {cov.modes:>2}   high quality {cov.high_quality:.2%}")
 se = math.sqrt(0.99 * 0.01 / m_toy)
 assert cov_ring.modes == 8 and cov_grid.modes == 25
 assert abs(cov_ring.high_quality - (1 - math.exp(-4.5))) < 4 * se
 assert abs(cov_grid.high_quality - (1 - math.exp(-4.5))) < 4 * se
-assert cov_collapsed.modes == 3
+assert cov_collapsed.modes == 3 and torch.cdist(collapsed, ring.centres).argmin(1).unique().numel() == 8
 assert abs(cov_wide.high_quality - (1 - math.exp(-4.5 / 4))) < 0.01
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 4))
@@ -664,14 +806,15 @@ viz.plot_samples_2d(wide[:2000], ring.centres, ax=axes[2], title=f"too wide: {co
 #
 # | score | needs real data | sees low quality | sees low diversity | sees memorisation | bias with n |
 # |---|---|---|---|---|---|
-# | FID | yes | yes | yes | no (copies score 0) | yes, ~c/n: compare at fixed n, next to the floor |
+# | FID | yes | yes | yes | no (copies score 0) | yes, ~c/n: compare at fixed n, or extrapolate to FID$_\infty$ |
 # | KID | yes | yes | yes | no | none (unbiased) |
 # | IS | no | partly (confidence) | only class balance | no | mild |
 # | precision | yes | **yes** | no | no | with k, n |
 # | recall | yes | no | **yes** | no | with k, n |
+# | density / coverage | yes | **yes**, robust to outliers | **yes** (coverage) | no | with k, n |
 # | modes / HQ | known modes | HQ | modes | no | – |
 # | discriminator AUC | yes | any difference it can learn | if it can learn it | no | – |
-# | nearest neighbour | training set | no | no | **yes** | – |
+# | nearest neighbour | training + held-out set | no | no | **yes** | – |
 #
 # In practice, report FID or KID at a stated $n$ with the real-vs-real floor, precision and
 # recall for the trade-off between quality and diversity, and nearest-neighbour samples to

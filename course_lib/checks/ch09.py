@@ -48,11 +48,22 @@ def _sqrtm_sym(s: np.ndarray) -> np.ndarray:
     return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
 
 
+def _rank_deficient_pair(rng: np.random.Generator, d: int = 128, n: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Two covariances (d, d) estimated from n < d correlated samples each: rank n - 1."""
+    mix = rng.standard_normal((d, d)) / np.sqrt(d) / np.sqrt(1 + np.arange(d))  # decaying spectrum
+    x = rng.standard_normal((n, d)) @ mix.T  # (n, d)
+    y = 1.3 * rng.standard_normal((n, d)) @ mix.T + 0.1
+    return np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+
+
 def check_trace_sqrt_product(fn: Callable) -> None:
     r"""``fn(sigma1, sigma2)`` must return :math:`\operatorname{Tr}\sqrt{\Sigma_1\Sigma_2}` as a float.
 
     Reference: :func:`course_lib.metrics.trace_sqrt_product`. Tried on full-rank
-    and rank-deficient covariances (where rounding makes zero eigenvalues slightly negative).
+    and rank-deficient 6x6 covariances, then on covariances of 128 features
+    estimated from 60 samples (rank 59) to a relative 1e-10: there the zero
+    eigenvalues come out as rounding noise whose square roots add up, which
+    ``sqrtm(S1 @ S2)``, ``eigvals(S1 @ S2)`` and clipping at 0 all suffer from.
     """
     rng = np.random.default_rng(9)
     name = "trace_sqrt_product"
@@ -69,27 +80,41 @@ def check_trace_sqrt_product(fn: Callable) -> None:
              "sqrt(S1) sqrt(S2) is not sqrt(S1 S2) unless S1 and S2 commute; use "
              "Tr sqrt(S1^(1/2) S2 S1^(1/2))."),
             (np.trace(s1 @ s2), "You summed the eigenvalues of S1 S2 without taking their square roots."),
+            (np.sqrt(np.clip(np.linalg.eigvalsh(s1 @ s2), 0, None)).sum(), "You called eigvalsh on "
+             "S1 @ S2, which is not symmetric: eigvalsh reads only one triangle. Use the symmetric "
+             "S1^(1/2) S2 S1^(1/2)."),
         ]
         for value, message in mistakes:
             require(not _close(got, value), message)
         raise CheckFailed(f"{name} does not match Tr sqrt(S1 S2).\n  yours:    {got}\n  expected: {ref}")
-    for rank in (6, 3):  # a full-rank pair in general position, then a rank-deficient one
-        s1, s2 = _psd(rng, 6, rank), _psd(rng, 6)
+    cases = [(f"6x6, rank {r}", _psd(rng, 6, r), _psd(rng, 6), 1e-6) for r in (6, 3)]
+    cases.append(("128 features from 60 samples (rank 59)", *_rank_deficient_pair(rng), 1e-10))
+    for case, s1, s2, rtol in cases:
         try:
             with np.errstate(invalid="ignore"):
                 got = _scalar(call_answer(fn, s1.copy(), s2.copy()), name)
         except np.linalg.LinAlgError as err:
             raise CheckFailed(
-                f"{name} raised LinAlgError ({err}) for a covariance of rank {rank} < 6: a NaN got into "
+                f"{name} raised LinAlgError ({err}) for covariances {case}: a NaN got into "
                 "a matrix. Rounding makes zero eigenvalues slightly negative (-1e-17) and np.sqrt turns "
-                "them into NaN; clip them at 0 before the square root."
+                "them into NaN; set them to 0 before the square root."
             ) from err
         require(math.isfinite(got),
-                f"{name} returned {got} for a covariance of rank {rank} < 6. Rounding makes its zero "
-                "eigenvalues slightly negative (-1e-17); clip them at 0 before the square root.")
+                f"{name} returned {got} for covariances {case}. Rounding makes their zero "
+                "eigenvalues slightly negative (-1e-17); set them to 0 before the square root.")
         ref = trace_sqrt_product(s1, s2)
-        require(_close(got, ref, 1e-5), f"{name} is wrong for a covariance of rank {rank}: {got} vs {ref}")
-    passed(f"{name} matches the library, including a rank-deficient covariance.")
+        if not _close(got, ref, rtol) and _close(got, ref, 1e-5):
+            raise CheckFailed(
+                f"{name} is close but not accurate for covariances {case}: relative error "
+                f"{abs(got - ref) / ref:.1e} (allowed {rtol:g}). Eigenvalues that are zero in exact "
+                "arithmetic come out as rounding noise of about eps * lambda_max; each square root "
+                "turns that into about 1e-8 * sqrt(lambda_max), and dozens of them add up. "
+                "sqrtm(S1 @ S2), eigvals(S1 @ S2) and clipping at 0 all keep this noise: set every "
+                "eigenvalue below d * eps * lambda_max to 0 before each square root "
+                "(eps = np.finfo(float).eps)."
+            )
+        require(_close(got, ref, rtol), f"{name} is wrong for covariances {case}: {got} vs {ref}")
+    passed(f"{name} matches the library to 1e-10, also on rank-deficient covariances of 128 features.")
 
 
 def check_mmd2_unbiased(fn: Callable) -> None:
@@ -121,6 +146,16 @@ def check_mmd2_unbiased(fn: Callable) -> None:
         one_cross = ref + kxy.mean()
         require(not _close(got, one_cross),
                 "The cross term appears twice: subtract 2 * mean k(x_i, y_j), not once.")
+        quad = [(a @ b.T / d + 1) ** 2 for a, b in ((x, x), (y, y), (x, y))]
+        require(not _close(got, (quad[0].sum() - np.trace(quad[0])) / (m * (m - 1))
+                           + (quad[1].sum() - np.trace(quad[1])) / (n * (n - 1)) - 2 * quad[2].mean()),
+                "Your kernel is squared; the KID kernel is cubic: (x.y/d + 1)^3.")
+        require(not _close(got, (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+                           + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()),
+                "You divided the y-y term by m(m - 1); it has n(n - 1) pairs (here m != n).")
+        require(not (ref > 0 and _close(got, math.sqrt(ref))),
+                "You returned MMD, the square root; the function returns the unbiased MMD^2 itself "
+                "(which can be negative, so it has no square root in general).")
         raise CheckFailed(f"{name} does not match (m={m}, n={n}).\n  yours:    {got}\n  expected: {ref}")
     passed(f"{name} matches the unbiased estimator, also for m != n.")
 
@@ -147,9 +182,18 @@ def check_inception_score(fn: Callable) -> None:
                 "sum_y p(y|x) log(p(y|x) / p(y)).")
         require(not _close(got, float(np.exp(-(p * np.log(p)).sum(1).mean()))),
                 "You used only the conditional entropy; the score also needs the marginal p(y) = mean_x p(y|x).")
-        pm = p.mean(1, keepdims=True)
-        require(not _close(got, float(np.exp((p * (np.log(p) - np.log(pm))).sum(1).mean()))),
-                "Your marginal p(y) averages over classes; average p(y|x) over the images (axis 0).")
+        require(not _close(got, float(np.exp(kl).mean())),
+                "You averaged exp(KL) over the images; the score is exp of the average KL: exp(E_x KL).")
+        require(not _close(got, float(np.exp(kl.mean() / math.log(2)))),
+                "You used log base 2; the Inception Score uses the natural log (np.log).")
+        uniform = (p * (np.log(p) - np.log(1 / p.shape[1]))).sum(1)
+        require(not _close(got, float(np.exp(uniform.mean()))),
+                "Your p(y) is the uniform 1/K (which is also what averaging p(y|x) over the classes, "
+                "axis 1, gives); p(y) is the marginal: average p(y|x) over the images (axis 0).")
+        q = np.exp(p) / np.exp(p).sum(1, keepdims=True)  # softmax applied to probabilities
+        q_kl = (q * (np.log(q) - np.log(q.mean(0)))).sum(1)
+        require(not _close(got, float(np.exp(q_kl.mean()))),
+                "You applied softmax to the input: probs are already probabilities (rows sum to 1).")
         raise CheckFailed(f"{name} does not match.\n  yours:    {got}\n  expected: {ref}")
     onehot = np.eye(5)[np.arange(50) % 5]
     got = _scalar(call_answer(fn, onehot), name)
