@@ -1,5 +1,6 @@
 """The chapter 2 checks accept the reference, reject the classic wrong answers and the stub."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,16 @@ def d_reference(real_logits, fake_logits):
 def d_bce(real_logits, fake_logits):  # another correct answer
     bce = F.binary_cross_entropy_with_logits
     return bce(real_logits, torch.ones_like(real_logits)) + bce(fake_logits, torch.zeros_like(fake_logits))
+
+
+def d_numpy(real_logits, fake_logits):  # the right number, computed in NumPy: detached from the logits
+    r, f = real_logits.detach().numpy().astype(np.float64), fake_logits.detach().numpy().astype(np.float64)
+    return torch.as_tensor(np.logaddexp(0, -r).mean() + np.logaddexp(0, f).mean())
+
+
+def d_straight_through(real_logits, fake_logits):  # the right value, half the fake term's gradient
+    half = 0.5 * F.softplus(fake_logits).mean()
+    return F.softplus(-real_logits).mean() + half + half.detach()
 
 
 def test_d_loss_check_accepts_correct_answers(capsys):
@@ -35,6 +46,14 @@ def test_d_loss_check_accepts_correct_answers(capsys):
         (lambda r, f: F.softplus(-r).mean(), "does not match"),
         (lambda r, f: None, "return"),
         (lambda r, f: float(d_reference(r, f)), "torch tensor"),
+        (lambda r, f: torch.tensor(d_reference(r, f).item()), "no gradient"),
+        (lambda r, f: d_reference(r, f).detach(), "no gradient"),
+        (d_numpy, "no gradient"),
+        (lambda r, f: d_numpy(r, f).numpy(), "torch tensor"),
+        (lambda r, f: F.softplus(-r).mean() + F.softplus(f.detach()).mean(), "does not depend"),
+        (d_straight_through, "wrong gradient"),
+        (lambda r, f: -(torch.log(torch.sigmoid(r).clamp(1e-7, 1)).mean() + torch.log((1 - torch.sigmoid(f)).clamp(1e-7, 1)).mean()),
+         "large logits"),
     ],
 )
 def test_d_loss_check_rejects_classic_mistakes(wrong, message):

@@ -82,6 +82,18 @@ def d_returns_tensor(G, D, opt_d, real):
     return loss
 
 
+def _d_step(loss_fn):
+    def step(G, D, opt_d, real):
+        fake = G(G.sample_latent(len(real))).detach()
+        loss = loss_fn(D(real), D(fake))
+        opt_d.zero_grad()
+        loss.backward()
+        opt_d.step()
+        return loss.item()
+
+    return step
+
+
 def test_d_step_check_accepts_correct_answers(capsys):
     check_d_step(d_step)
     check_d_step(d_step_randn)
@@ -97,6 +109,9 @@ def test_d_step_check_accepts_correct_answers(capsys):
         (d_swapped, "swapped"),
         (d_no_step, "opt_d.step"),
         (d_returns_tensor, "float"),
+        (_d_step(lambda lr, lf: -(torch.log(torch.sigmoid(lr)).mean() + torch.log(1 - torch.sigmoid(lf)).mean())), "confident"),
+        (_d_step(lambda lr, lf: -(torch.log(torch.sigmoid(lr).clamp(min=1e-7)).mean()
+                                  + torch.log((1 - torch.sigmoid(lf)).clamp(min=1e-7)).mean())), "confident"),
     ],
 )
 def test_d_step_check_rejects_classic_mistakes(wrong, message):
@@ -139,6 +154,9 @@ def test_g_step_check_accepts_the_reference():
         (_g_step(gan.g_loss_nonsaturating, zero=False), "zero_grad"),
         (_g_step(gan.g_loss_nonsaturating, detach=True), "detach"),
         (_g_step(gan.g_loss_nonsaturating, step=False), "did not change"),
+        (_g_step(lambda lf: -torch.log(torch.sigmoid(lf)).mean()), "confident"),
+        (_g_step(lambda lf: -torch.log(torch.sigmoid(lf).clamp(min=1e-7)).mean()), "confident"),
+        (_g_step(lambda lf: -torch.log(torch.sigmoid(lf) + 1e-8).mean()), "confident"),
     ],
 )
 def test_g_step_check_rejects_classic_mistakes(wrong, message):

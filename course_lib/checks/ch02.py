@@ -35,8 +35,9 @@ def check_d_loss(fn: Callable) -> None:
     r"""``fn(real_logits, fake_logits)`` must return :math:`-\mathbb E[\log D(x)] - \mathbb E[\log(1 - D(G(z)))]`.
 
     Reference: :func:`course_lib.gan.d_loss`. Rejects the wrong sign, swapped
-    real/fake, a sum instead of a mean, and a ``log(sigmoid)`` form that
-    overflows at large logits.
+    real/fake, a sum instead of a mean, a ``log(sigmoid)`` form that
+    overflows at large logits, and a value that does not backpropagate to the
+    logits with the gradient of ``d_loss`` (detached, NumPy, clamped).
     """
     name = "discriminator_loss"
     for seed in range(3):
@@ -70,6 +71,21 @@ def check_d_loss(fn: Callable) -> None:
         "-log(1 - sigmoid(l)) = softplus(l) (or F.binary_cross_entropy_with_logits).",
     )
     require(_close(got, d_loss(-big, big).double()), f"{name} is wrong at large logits: {float(got)}")
+    # the loss must train D: it has to backpropagate to both logits with the gradient of d_loss
+    real = torch.tensor([-30.0, -2.0, 0.0, 3.0], requires_grad=True)
+    fake = torch.tensor([-4.0, 0.5, 2.0, 30.0], requires_grad=True)
+    out = call_answer(fn, real, fake)
+    require(torch.is_tensor(out) and out.requires_grad,
+            f"{name} returned a value with no gradient: it was detached from the logits (torch.tensor(x.item()), "
+            ".detach(), or computed in NumPy). Build it from torch operations on the logits so backward() reaches D.")
+    g_real, g_fake = torch.autograd.grad(out.reshape(()), (real, fake), allow_unused=True)
+    require(g_real is not None and g_fake is not None, f"{name} does not depend on both the real and the fake logits.")
+    ref_real, ref_fake = torch.autograd.grad(d_loss(real, fake), (real, fake))
+    require(bool(torch.isfinite(g_real).all() and torch.isfinite(g_fake).all()),
+            f"{name} has a nan/inf gradient at logits of +-30: log(sigmoid(l)) breaks there; use softplus.")
+    require(torch.allclose(g_real, ref_real, atol=1e-6) and torch.allclose(g_fake, ref_fake, atol=1e-6),
+            f"{name} has the right value but the wrong gradient (clamped or otherwise cut): "
+            f"d/d l_real = {g_real.tolist()}, expected {ref_real.tolist()}.")
     passed("discriminator loss from logits: -E[log D(x)] - E[log(1 - D(G(z)))], stable at any logit")
 
 

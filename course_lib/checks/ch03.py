@@ -4,7 +4,9 @@ Each check builds a tiny generator and discriminator, runs the learner's step
 once with plain SGD, and compares the parameter update with one step of the
 reference loss. Gradients are pre-filled with junk so a missing ``zero_grad``
 shows up, and the classic mistakes (no ``detach``, wrong sign, saturating
-loss, stepping the wrong network) are named.
+loss, stepping the wrong network) are named. A second run with a discriminator
+that scores everything about -200 rejects the ``log(sigmoid(.))`` form chapter 3
+warns against (it turns the loss into ``inf`` and the weights into ``nan``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,27 @@ def _nets() -> tuple[MLPGenerator, MLPDiscriminator, torch.Tensor]:
     D = MLPDiscriminator(hidden=(16,))
     real = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(1))  # (8, 1, 28, 28)
     return G, D, real
+
+
+def _confident(D: MLPDiscriminator, bias: float = -200.0) -> MLPDiscriminator:
+    """Shift D's output so that every logit is about ``bias``: a discriminator sure that all inputs are fake."""
+    with torch.no_grad():
+        D.net[-1].bias.fill_(bias)
+    return D
+
+
+def _stable_at_large_logits(name: str, run: Callable, model: str) -> None:
+    """Run the learner's step once more where D scores every input about -200 (see :func:`_confident`)."""
+    loss, moved, ref = run()
+    finite = isinstance(loss, float) and loss == loss and abs(loss) != float("inf")
+    require(
+        finite and bool(torch.isfinite(moved).all()),
+        f"{name} breaks when D is confident (logits near -200): the loss is {loss} and {model}'s weights "
+        f"{'are finite' if bool(torch.isfinite(moved).all()) else 'became nan'}. torch.log(torch.sigmoid(l)) "
+        "rounds to log(0) there; write the loss from logits with softplus (course_lib.gan).",
+    )
+    require(_close(moved, ref), f"{name} makes a different update when D is confident (logits near -200): "
+            "use the softplus form of the loss, not log(sigmoid) with a clamp or an epsilon.")
 
 
 def _junk_grads(model: nn.Module) -> torch.Tensor:
@@ -103,7 +126,22 @@ def check_d_step(fn: Callable) -> None:
         )
     got = _returned_float(loss, name)
     require(abs(got - ref_loss) < 1e-4, f"{name} returned {got:.5f}; the loss before the step was {ref_loss:.5f}.")
-    passed("the D step: fakes detached, gradients zeroed, one step on -V, generator untouched")
+
+    def confident_run():
+        G, D, real = _nets()
+        _confident(D)
+        d0 = _flat(D)
+        opt_d = torch.optim.SGD(D.parameters(), lr=LR)
+        torch.manual_seed(SEED)
+        fake = G(G.sample_latent(len(real))).detach()
+        ref = _update_of(lambda m: d_loss(m(real), m(fake)), D)
+        D.zero_grad(set_to_none=True)
+        torch.manual_seed(SEED)
+        loss = call_answer(fn, G, D, opt_d, real)
+        return loss, _flat(D) - d0, ref
+
+    _stable_at_large_logits(name, confident_run, "D")
+    passed("the D step: fakes detached, gradients zeroed, one step on -V, generator untouched, stable at any logit")
 
 
 def check_g_step(fn: Callable) -> None:
@@ -151,4 +189,18 @@ def check_g_step(fn: Callable) -> None:
         )
     got = _returned_float(loss, name)
     require(abs(got - ref_loss) < 1e-4, f"{name} returned {got:.5f}; the loss before the step was {ref_loss:.5f}.")
-    passed("the G step: fresh forward through D, non-saturating loss, only G steps")
+
+    def confident_run():
+        G, D, _ = _nets()
+        _confident(D)
+        g0 = _flat(G)
+        opt_g = torch.optim.SGD(G.parameters(), lr=LR)
+        ref = _update_of(lambda m: g_loss_nonsaturating(D(fakes(m))), G)
+        G.zero_grad(set_to_none=True)
+        D.zero_grad(set_to_none=True)
+        torch.manual_seed(SEED)
+        loss = call_answer(fn, G, D, opt_g, n)
+        return loss, _flat(G) - g0, ref
+
+    _stable_at_large_logits(name, confident_run, "G")
+    passed("the G step: fresh forward through D, non-saturating loss, only G steps, stable at any logit")
