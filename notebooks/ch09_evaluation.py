@@ -1,5 +1,11 @@
 # ---
 # jupyter:
+#   jupytext:
+#     cell_metadata_filter: nbgrader,tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -66,7 +72,10 @@ clf = features.load_mnist_classifier()
 card = features.mnist_classifier_card()
 test = data.load_mnist("test")
 acc = features.accuracy(clf, test.data, test.targets)
-print(f"test accuracy {acc:.4f} (card says {card['test_accuracy']}); trained with: {card['recipe']}")
+print(
+    f"test accuracy {acc:.4f} (card says {card['test_accuracy']}); "
+    f"trained with: {card['recipe']}"
+)
 assert acc >= 0.98, "the shipped classifier must reach 98% on the embedded test split"
 
 # %% [markdown]
@@ -83,7 +92,10 @@ for c in range(10):
     half_r.append(idx[:200])
     half_p.append(idx[200:])
 half_r, half_p = torch.cat(half_r), torch.cat(half_p)
-half_r, half_p = half_r[torch.randperm(2000, generator=g)], half_p[torch.randperm(2000, generator=g)]
+half_r, half_p = (
+    half_r[torch.randperm(2000, generator=g)],
+    half_p[torch.randperm(2000, generator=g)],
+)
 pool, pool_y = train.data[half_p], train.targets[half_p]  # (2000, 1, 28, 28), (2000,)
 real = train.data[half_r[:n]]  # (n, 1, 28, 28): the reference set R
 
@@ -181,12 +193,19 @@ d = 6
 mu1, mu2 = torch.randn(d, generator=g).numpy(), torch.randn(d, generator=g).numpy()
 s1, s2 = 0.5, 1.7
 iso = metrics.frechet_distance(mu1, s1**2 * np.eye(d), mu2, s2**2 * np.eye(d))
-assert abs(iso - (((mu1 - mu2) ** 2).sum() + d * (s1 - s2) ** 2)) < 1e-10, "isotropic closed form"
+assert abs(iso - (((mu1 - mu2) ** 2).sum() + d * (s1 - s2) ** 2)) < 1e-10, (
+    "isotropic closed form"
+)
 a = torch.randn(d, d, generator=g).double().numpy()
 sigma = a @ a.T
-assert abs(metrics.frechet_distance(mu1, sigma, mu1, sigma)) < 1e-10, "equal Gaussians give 0"
+assert abs(metrics.frechet_distance(mu1, sigma, mu1, sigma)) < 1e-10, (
+    "equal Gaussians give 0"
+)
 
-feat = {name: features.extract(clf, imgs).double().numpy() for name, imgs in generators.items()}
+feat = {
+    name: features.extract(clf, imgs).double().numpy()
+    for name, imgs in generators.items()
+}
 f_real = features.extract(clf, real).double().numpy()  # (n, 128)
 
 
@@ -195,7 +214,7 @@ def stats(x, y):
 
 
 def fid_sqrtm(x, y):
-    """The pytorch-fid recipe: scipy's general matrix square root of S1 S2 (value, largest |imag| dropped)."""
+    """pytorch-fid: scipy's general square root of S1 S2; (value, largest |imag|)."""
     out = metrics.frechet_distance_sqrtm(*stats(x, y))
     return out.value, out.imag
 
@@ -203,7 +222,10 @@ def fid_sqrtm(x, y):
 ours = metrics.fid(f_real, feat["noise 0.2"])
 ref = metrics.fid_nuclear(f_real, feat["noise 0.2"])
 via_sqrtm, _ = fid_sqrtm(f_real, feat["noise 0.2"])
-print(f"full rank (n={n} > d=128): ours {ours:.8f}  nuclear-norm reference {ref:.8f}  sqrtm {via_sqrtm:.8f}")
+print(
+    f"full rank (n={n} > d=128): ours {ours:.8f}  nuclear-norm reference {ref:.8f}  "
+    f"sqrtm {via_sqrtm:.8f}"
+)
 assert abs(ours - ref) < 1e-8 * ref and abs(via_sqrtm - ref) < 1e-6 * ref
 
 # %% [markdown]
@@ -216,13 +238,20 @@ assert abs(ours - ref) < 1e-8 * ref and abs(via_sqrtm - ref) < 1e-6 * ref
 x60, y60 = f_real[:60], feat["noise 0.2"][:60]
 c1, c2 = np.cov(x60, rowvar=False), np.cov(y60, rowvar=False)
 ev = np.linalg.eigvals(c1 @ c2)
-print(f"eigvals(S1 S2): min real part {ev.real.min():.2e}, max |imag| {np.abs(ev.imag).max():.2e}")
+print(
+    f"eigvals(S1 S2): min real part {ev.real.min():.2e}, "
+    f"max |imag| {np.abs(ev.imag).max():.2e}"
+)
 with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # n <= d: we know the covariances are rank-deficient
+    # n <= d: we know the covariances are rank-deficient
+    warnings.simplefilter("ignore")
     ours60 = metrics.fid(x60, y60)
 ref60 = metrics.fid_nuclear(x60, y60)
 sq60, imag60 = fid_sqrtm(x60, y60)
-print(f"n=60: ours {ours60:.10f}  reference {ref60:.10f}  sqrtm {sq60:.10f} (|imag| up to {imag60:.1e})")
+print(
+    f"n=60: ours {ours60:.10f}  reference {ref60:.10f}  "
+    f"sqrtm {sq60:.10f} (|imag| up to {imag60:.1e})"
+)
 assert (ev.real < 0).any() or (ev.imag != 0).any(), "rounding leaves the real axis"
 assert math.isfinite(ours60) and abs(ours60 - ref60) < 1e-9 * ref60
 assert abs(ours60 - ref60) < abs(sq60 - ref60) or abs(sq60 - ref60) < 1e-12 * ref60
@@ -237,10 +266,13 @@ assert abs(ours60 - ref60) < abs(sq60 - ref60) or abs(sq60 - ref60) < 1e-12 * re
 # %%
 d_big = utils.fast_or_full(160, 1024)
 rng_b = np.random.default_rng(1)
-mix = rng_b.standard_normal((d_big, d_big)) / np.sqrt(1 + np.arange(d_big))  # decaying spectrum
-methods = {"course_lib": metrics.frechet_distance,
-           "eigvals": lambda *a: metrics.frechet_distance_eigvals(*a).value,
-           "sqrtm": lambda *a: metrics.frechet_distance_sqrtm(*a).value}
+spectrum = 1 / np.sqrt(1 + np.arange(d_big))  # decaying
+mix = rng_b.standard_normal((d_big, d_big)) * spectrum
+methods = {
+    "course_lib": metrics.frechet_distance,
+    "eigvals": lambda *a: metrics.frechet_distance_eigvals(*a).value,
+    "sqrtm": lambda *a: metrics.frechet_distance_sqrtm(*a).value,
+}
 bench = {}
 for n_b in (2 * d_big, d_big // 2):  # full rank, then rank-deficient
     xb = np.maximum(rng_b.standard_normal((n_b, d_big)) @ mix, 0)  # (n_b, d_big)
@@ -254,12 +286,24 @@ for n_b in (2 * d_big, d_big // 2):  # full rank, then rank-deficient
             times.append(time.perf_counter() - t0)
         bench[n_b, name] = (min(times), abs(value - ref_b) / ref_b)
     t_ours = bench[n_b, "course_lib"][0]
-    print(f"n={n_b}, d={d_big}: " + "; ".join(
-        f"{name} {bench[n_b, name][0] / t_ours:.1f}x the time, rel. error {bench[n_b, name][1]:.1e}" for name in methods))
+    print(
+        f"n={n_b}, d={d_big}: "
+        + "; ".join(
+            f"{name} {bench[n_b, name][0] / t_ours:.1f}x the time, "
+            f"rel. error {bench[n_b, name][1]:.1e}"
+            for name in methods
+        )
+    )
 n_def = d_big // 2
-assert all(bench[key][1] < 1e-12 for key in bench if key[1] == "course_lib"), "ours: float64-exact"
-assert min(bench[n_def, "eigvals"][1], bench[n_def, "sqrtm"][1]) > 1e3 * max(bench[n_def, "course_lib"][1], 1e-16)
-assert bench[n_def, "sqrtm"][0] > bench[n_def, "course_lib"][0], "the general square root is slower"
+assert all(bench[key][1] < 1e-12 for key in bench if key[1] == "course_lib"), (
+    "ours: float64-exact"
+)
+assert min(bench[n_def, "eigvals"][1], bench[n_def, "sqrtm"][1]) > 1e3 * max(
+    bench[n_def, "course_lib"][1], 1e-16
+)
+assert bench[n_def, "sqrtm"][0] > bench[n_def, "course_lib"][0], (
+    "the general square root is slower"
+)
 
 # %% [markdown]
 # The line above prints each method's time as a multiple of ours, and its relative error. On
@@ -289,7 +333,8 @@ def trace_sqrt_product(sigma1, sigma2):
     ### BEGIN SOLUTION
     d, eps = len(sigma1), np.finfo(float).eps
     w, v = np.linalg.eigh(sigma1)
-    w = np.where(w > d * eps * w.max(), w, 0.0)  # rounding noise of zero eigenvalues -> exactly 0
+    # rounding noise of the zero eigenvalues -> exactly 0
+    w = np.where(w > d * eps * w.max(), w, 0.0)
     root = (v * np.sqrt(w)) @ v.T  # sigma1^(1/2), symmetric
     lam = np.linalg.eigvalsh(root @ sigma2 @ root)  # real, >= 0 up to rounding
     lam = np.where(lam > d * eps * lam.max(), lam, 0.0)
@@ -312,14 +357,24 @@ check_trace_sqrt_product(trace_sqrt_product)
 # $n$. FID between two real samples is not 0, and a model should not be expected to beat it.
 
 # %%
-probs = {name: features.probabilities(clf, imgs).double().numpy() for name, imgs in generators.items()}
+probs = {
+    name: features.probabilities(clf, imgs).double().numpy()
+    for name, imgs in generators.items()
+}
 table = {}
 for name in generators:
     table[name] = {
         "FID": metrics.fid(f_real, feat[name]),
-        "KID": metrics.kid(f_real, feat[name], subsets=kid_subsets, subset_size=min(n, 1000))[0],
+        "KID": metrics.kid(
+            f_real, feat[name], subsets=kid_subsets, subset_size=min(n, 1000)
+        )[0],
         "IS": metrics.inception_score(probs[name], splits=5)[0],
-        **dict(zip(("precision", "recall"), metrics.precision_recall(f_real, feat[name], normalize=True))),
+        **dict(
+            zip(
+                ("precision", "recall"),
+                metrics.precision_recall(f_real, feat[name], normalize=True),
+            )
+        ),
         **metrics.density_coverage(f_real, feat[name], normalize=True)._asdict(),
     }
 print(f"{'generator':<20}" + "".join(f"{c:>10}" for c in table["real (other half)"]))
@@ -340,20 +395,29 @@ for name, row in table.items():
 # %%
 fid_ = {name: row["FID"] for name, row in table.items()}
 floor = fid_["real (other half)"]
-assert fid_["noise 0.1"] < fid_["noise 0.2"] < fid_["noise 0.4"], "FID must grow with noise"
+assert fid_["noise 0.1"] < fid_["noise 0.2"] < fid_["noise 0.4"], (
+    "FID must grow with noise"
+)
 assert fid_["blur 0.7"] < fid_["blur 1.0"] < fid_["blur 1.5"], "FID must grow with blur"
-assert all(v > floor for k, v in fid_.items() if k not in ("real (other half)", "copies of R"))
-assert fid_["copies of R"] < floor and abs(fid_["copies of R"]) < 1e-8, "memorisation scores 0, below the floor"
+assert all(
+    v > floor for k, v in fid_.items() if k not in ("real (other half)", "copies of R")
+)
+assert fid_["copies of R"] < floor and abs(fid_["copies of R"]) < 1e-8, (
+    "memorisation scores 0, below the floor"
+)
 assert fid_["2 classes"] > 10 * floor and fid_["10 images repeated"] > 10 * floor
 
 fig, ax = plt.subplots(figsize=(9, 3.5))
-ax.barh(list(fid_), list(fid_.values()), color=["tab:green"] + ["tab:blue"] * (len(fid_) - 2) + ["tab:red"])
+ax.barh(
+    list(fid_),
+    list(fid_.values()),
+    color=["tab:green"] + ["tab:blue"] * (len(fid_) - 2) + ["tab:red"],
+)
 ax.axvline(floor, color="k", ls="--", label="real-vs-real floor")
 ax.set_xscale("symlog", linthresh=1)
 ax.set_xlabel(f"FID (n = {n}, MNIST-classifier features)")
 ax.invert_yaxis()
-ax.legend();
-
+ax.legend()
 # %% [markdown]
 # ## 9.4 FID is biased by the sample size; KID is not
 #
@@ -384,11 +448,15 @@ reps = utils.fast_or_full(8, 20)
 rng = np.random.default_rng(0)
 bias = {key: {"fid": [], "kid": []} for key in ("real", "noise 0.2")}
 with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # the smallest n are <= d = 128: rank-deficient on purpose
+    # the smallest n are <= d = 128: rank-deficient on purpose
+    warnings.simplefilter("ignore")
     for m in sizes:
         runs = {key: ([], []) for key in bias}
         for _ in range(reps):
-            ia, ib = rng.choice(2000, m, replace=False), rng.choice(2000, m, replace=False)
+            ia, ib = (
+                rng.choice(2000, m, replace=False),
+                rng.choice(2000, m, replace=False),
+            )
             for key, other in (("real", f_pool_p), ("noise 0.2", f_pool_noisy)):
                 runs[key][0].append(metrics.fid(f_pool_r[ia], other[ib]))
                 runs[key][1].append(metrics.mmd2_unbiased(f_pool_r[ia], other[ib]))
@@ -408,8 +476,13 @@ for ax, title in zip(axes, ("FID: falls with n", "KID: flat in n (unbiased)")):
     ax.legend()
 axes[1].axhline(0, color="k", lw=0.5)
 for key in bias:
-    print(key, "FID:", [f"{v:.1f}" for v, _ in bias[key]["fid"]],
-          "KID:", [f"{v:.2f}±{se:.2f}" for v, se in bias[key]["kid"]])
+    print(
+        key,
+        "FID:",
+        [f"{v:.1f}" for v, _ in bias[key]["fid"]],
+        "KID:",
+        [f"{v:.2f}±{se:.2f}" for v, se in bias[key]["kid"]],
+    )
 
 # %% [markdown]
 # Checks of what the plot shows:
@@ -430,17 +503,30 @@ for key in bias:
 # %%
 fid_real = [v for v, _ in bias["real"]["fid"]]
 fid_noisy = [v for v, _ in bias["noise 0.2"]["fid"]]
-assert all(a > b for a, b in zip(fid_real, fid_real[1:])), "real-vs-real FID must fall with n"
+assert all(a > b for a, b in zip(fid_real, fid_real[1:])), (
+    "real-vs-real FID must fall with n"
+)
 assert fid_real[0] > 5 * fid_real[-1]
-assert fid_real[0] > fid_noisy[-1], "a real sample at small n looks worse than noise at large n"
-for key in bias:  # KID at every n agrees with KID at the largest n, within 4 standard errors
+assert fid_real[0] > fid_noisy[-1], (
+    "a real sample at small n looks worse than noise at large n"
+)
+for (
+    key
+) in bias:  # KID at every n agrees with KID at the largest n, within 4 standard errors
     (last, se_last) = bias[key]["kid"][-1]
-    assert all(abs(v - last) < 4 * math.hypot(se, se_last) for v, se in bias[key]["kid"][:-1]), key
-assert abs(bias["real"]["kid"][-1][0]) < 0.05 * bias["noise 0.2"]["kid"][-1][0], "real vs real: KID near 0"
+    assert all(
+        abs(v - last) < 4 * math.hypot(se, se_last) for v, se in bias[key]["kid"][:-1]
+    ), key
+assert abs(bias["real"]["kid"][-1][0]) < 0.05 * bias["noise 0.2"]["kid"][-1][0], (
+    "real vs real: KID near 0"
+)
 kid_noisy = [v for v, _ in bias["noise 0.2"]["kid"]]
 kid_change = abs(kid_noisy[0] - kid_noisy[-1]) / kid_noisy[-1]
 fid_change = abs(fid_noisy[0] - fid_noisy[-1]) / fid_noisy[-1]
-print(f"noisy generator, smallest vs largest n: FID changes {fid_change:.0%}, KID {kid_change:.0%}")
+print(
+    f"noisy generator, smallest vs largest n: FID changes {fid_change:.0%}, "
+    f"KID {kid_change:.0%}"
+)
 assert kid_change < 0.25 < fid_change
 
 # %% [markdown]
@@ -457,15 +543,25 @@ assert kid_change < 0.25 < fid_change
 
 # %%
 fid_sizes = np.linspace(250, 2000, 8).astype(int)
-inf = {key: metrics.fid_infinity(f_pool_r, other, sizes=fid_sizes)
-       for key, other in (("real", f_pool_p), ("noise 0.2", f_pool_noisy))}
+inf = {
+    key: metrics.fid_infinity(f_pool_r, other, sizes=fid_sizes)
+    for key, other in (("real", f_pool_p), ("noise 0.2", f_pool_noisy))
+}
 fig, ax = plt.subplots(figsize=(5.5, 3.8))
 grid_inv = np.linspace(0, 1 / fid_sizes[0], 50)
 for key, res in inf.items():
     ax.plot(1 / res.sizes, res.fids, "o", label=f"R vs {key}")
-    ax.plot(grid_inv, res.fid_inf + res.slope * grid_inv, "--", color=ax.lines[-1].get_color())
-    print(f"R vs {key}: FID_N from {res.fids[0]:.2f} (N={res.sizes[0]}) to {res.fids[-1]:.2f} "
-          f"(N={res.sizes[-1]}); FID_inf = {res.fid_inf:.2f}, slope c = {res.slope:.0f}")
+    ax.plot(
+        grid_inv,
+        res.fid_inf + res.slope * grid_inv,
+        "--",
+        color=ax.lines[-1].get_color(),
+    )
+    print(
+        f"R vs {key}: FID_N from {res.fids[0]:.2f} (N={res.sizes[0]}) "
+        f"to {res.fids[-1]:.2f} "
+        f"(N={res.sizes[-1]}); FID_inf = {res.fid_inf:.2f}, slope c = {res.slope:.0f}"
+    )
 ax.set_xlabel("1 / N")
 ax.set_ylabel("FID")
 ax.set_yscale("log")
@@ -473,11 +569,19 @@ ax.legend()
 small = fid_sizes <= 1000
 slope_s, icpt_s = np.polyfit(1 / fid_sizes[small], inf["noise 0.2"].fids[small], 1)
 predicted = icpt_s + slope_s / fid_sizes[-1]
-print(f"noise 0.2, line fitted on N <= 1000 predicts FID_2000 = {predicted:.2f}; measured {inf['noise 0.2'].fids[-1]:.2f}")
-assert abs(predicted - inf["noise 0.2"].fids[-1]) < 0.03 * inf["noise 0.2"].fids[-1], "FID_N is linear in 1/N"
-assert all(res.fid_inf < res.fids.min() for res in inf.values()), "the bias is positive at every N"
-assert inf["real"].fid_inf < 0.6 * inf["real"].fids[-1], "most of real-vs-real FID at N = 2000 is bias";
-
+print(
+    f"noise 0.2, line fitted on N <= 1000 predicts FID_2000 = {predicted:.2f}; "
+    f"measured {inf['noise 0.2'].fids[-1]:.2f}"
+)
+assert abs(predicted - inf["noise 0.2"].fids[-1]) < 0.03 * inf["noise 0.2"].fids[-1], (
+    "FID_N is linear in 1/N"
+)
+assert all(res.fid_inf < res.fids.min() for res in inf.values()), (
+    "the bias is positive at every N"
+)
+assert inf["real"].fid_inf < 0.6 * inf["real"].fids[-1], (
+    "most of real-vs-real FID at N = 2000 is bias"
+)
 # %% [markdown]
 # ### Exercise 2: the unbiased MMD² of KID
 #
@@ -490,14 +594,17 @@ import numpy as np
 
 
 def mmd2_unbiased(x, y):
-    """Unbiased MMD^2 between samples x (m, d) and y (n, d) with the cubic polynomial kernel."""
+    """Unbiased MMD^2 of samples x (m, d) and y (n, d), cubic polynomial kernel."""
     ### BEGIN SOLUTION
     m, n, d = len(x), len(y), x.shape[1]
     kxx = (x @ x.T / d + 1) ** 3  # (m, m)
     kyy = (y @ y.T / d + 1) ** 3  # (n, n)
     kxy = (x @ y.T / d + 1) ** 3  # (m, n)
-    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-                 + (kyy.sum() - np.trace(kyy)) / (n * (n - 1)) - 2 * kxy.mean())
+    return float(
+        (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+        + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+        - 2 * kxy.mean()
+    )
     ### END SOLUTION
 
 
@@ -527,10 +634,18 @@ check_mmd2_unbiased(mmd2_unbiased)
 # %%
 is_ = {name: row["IS"] for name, row in table.items()}
 print({k: round(v, 2) for k, v in is_.items()})
-assert 9 < is_["real (other half)"] < 10, "real digits: confident and balanced, so close to K = 10"
-assert abs(is_["5 classes"] - 5) < 0.5 and abs(is_["2 classes"] - 2) < 0.2, "k classes give IS close to k"
-assert abs(is_["copies of R"] - is_["real (other half)"]) < 0.2, "IS cannot see memorisation"
-assert is_["noise 0.4"] < is_["noise 0.1"], "unclear digits make the classifier less confident"
+assert 9 < is_["real (other half)"] < 10, (
+    "real digits: confident and balanced, so close to K = 10"
+)
+assert abs(is_["5 classes"] - 5) < 0.5 and abs(is_["2 classes"] - 2) < 0.2, (
+    "k classes give IS close to k"
+)
+assert abs(is_["copies of R"] - is_["real (other half)"]) < 0.2, (
+    "IS cannot see memorisation"
+)
+assert is_["noise 0.4"] < is_["noise 0.1"], (
+    "unclear digits make the classifier less confident"
+)
 
 # %% [markdown]
 # ### Exercise 3: the Inception Score
@@ -549,7 +664,8 @@ def inception_score(probs):
     from scipy.special import xlogy
 
     p_y = probs.mean(axis=0, keepdims=True)  # (1, K): the marginal over images
-    kl = (xlogy(probs, probs) - xlogy(probs, np.broadcast_to(p_y, probs.shape))).sum(axis=1)  # (N,)
+    log_ratio = xlogy(probs, probs) - xlogy(probs, np.broadcast_to(p_y, probs.shape))
+    kl = log_ratio.sum(axis=1)  # (N,)
     return float(np.exp(kl.mean()))
     ### END SOLUTION
 
@@ -587,8 +703,7 @@ ax.set_xlabel("recall (diversity)")
 ax.set_ylabel("precision (quality)")
 ax.set_xlim(-0.05, 1.1)
 ax.set_ylim(-0.05, 1.1)
-ax.set_title(f"k = 3, n = {n}");
-
+ax.set_title(f"k = 3, n = {n}")
 # %% [markdown]
 # The two axes separate the two failures:
 #
@@ -601,12 +716,21 @@ ax.set_title(f"k = 3, n = {n}");
 #   balls leave gaps, so this, not (1, 1), is the ceiling at this $n$. Heavy noise loses both.
 
 # %%
-assert pr["2 classes"][0] > 0.85 and pr["2 classes"][1] < 0.3, "collapse: high precision, low recall"
+assert pr["2 classes"][0] > 0.85 and pr["2 classes"][1] < 0.3, (
+    "collapse: high precision, low recall"
+)
 assert pr["10 images repeated"][0] > 0.75 and pr["10 images repeated"][1] < 0.05
-assert pr["blend of two"][0] < 0.5 and pr["blend of two"][1] > 0.55, "blends: low precision, fair recall"
-assert pr["2 classes"][0] > pr["blend of two"][0] + 0.3 and pr["blend of two"][1] > pr["2 classes"][1] + 0.3
+assert pr["blend of two"][0] < 0.5 and pr["blend of two"][1] > 0.55, (
+    "blends: low precision, fair recall"
+)
+assert (
+    pr["2 classes"][0] > pr["blend of two"][0] + 0.3
+    and pr["blend of two"][1] > pr["2 classes"][1] + 0.3
+)
 assert min(pr["real (other half)"]) > 0.8
-assert pr["noise 0.4"][0] < pr["noise 0.1"][0] and pr["noise 0.4"][1] < pr["noise 0.1"][1]
+assert (
+    pr["noise 0.4"][0] < pr["noise 0.1"][0] and pr["noise 0.4"][1] < pr["noise 0.1"][1]
+)
 
 # %% [markdown]
 # **A trap: the feature norm.** `precision_recall` computes the paper's definition on raw
@@ -617,12 +741,19 @@ assert pr["noise 0.4"][0] < pr["noise 0.1"][0] and pr["noise 0.4"][1] < pr["nois
 # pure uniform noise scores almost perfect precision:
 
 # %%
-f_uniform = features.extract(clf, torch.rand(n, 1, 28, 28, generator=g)).double().numpy()
+f_uniform = (
+    features.extract(clf, torch.rand(n, 1, 28, 28, generator=g)).double().numpy()
+)
 raw = metrics.precision_recall(f_real, f_uniform)  # the paper's definition
 unit = metrics.precision_recall(f_real, f_uniform, normalize=True)
 print(f"uniform noise: raw-feature precision {raw[0]:.3f}, normalised {unit[0]:.3f}")
-print(f"mean feature norm: real {np.linalg.norm(f_real, axis=1).mean():.1f}, noise {np.linalg.norm(f_uniform, axis=1).mean():.1f}")
-assert raw[0] > 0.9 and unit[0] < 0.1, "raw features call noise realistic; normalised ones do not"
+print(
+    f"mean feature norm: real {np.linalg.norm(f_real, axis=1).mean():.1f}, "
+    f"noise {np.linalg.norm(f_uniform, axis=1).mean():.1f}"
+)
+assert raw[0] > 0.9 and unit[0] < 0.1, (
+    "raw features call noise realistic; normalised ones do not"
+)
 
 # %% [markdown]
 # ## 9.7 Density and coverage: robust to outliers
@@ -649,15 +780,26 @@ assert raw[0] > 0.9 and unit[0] < 0.1, "raw features call noise realistic; norma
 # %%
 dc = {name: (row["density"], row["coverage"]) for name, row in table.items()}
 expected_cov = metrics.coverage_expectation(n, n, 5)
-print(f"real (other half): density {dc['real (other half)'][0]:.3f}, coverage {dc['real (other half)'][1]:.3f} "
-      f"(expected 1 and {expected_cov:.3f})")
-assert abs(dc["real (other half)"][0] - 1) < 0.1 and abs(dc["real (other half)"][1] - expected_cov) < 0.03
-assert dc["2 classes"][0] > 0.8 and dc["2 classes"][1] < 0.3, "collapse: real-looking, low coverage"
+print(
+    f"real (other half): density {dc['real (other half)'][0]:.3f}, "
+    f"coverage {dc['real (other half)'][1]:.3f} "
+    f"(expected 1 and {expected_cov:.3f})"
+)
+assert (
+    abs(dc["real (other half)"][0] - 1) < 0.1
+    and abs(dc["real (other half)"][1] - expected_cov) < 0.03
+)
+assert dc["2 classes"][0] > 0.8 and dc["2 classes"][1] < 0.3, (
+    "collapse: real-looking, low coverage"
+)
 assert dc["10 images repeated"][1] < 0.1 and dc["noise 0.4"][0] < 0.4
 
 rng_o = np.random.default_rng(3)
 shift = np.full(64, 2.0)  # |shift| = 16: fakes far from the reals
-real_g, fake_g = rng_o.standard_normal((1000, 64)), rng_o.standard_normal((1000, 64)) + shift
+real_g, fake_g = (
+    rng_o.standard_normal((1000, 64)),
+    rng_o.standard_normal((1000, 64)) + shift,
+)
 outlier_rows = {
     "no outlier": (real_g, fake_g),
     "one real outlier": (np.vstack([real_g, 2 * shift]), fake_g),
@@ -665,14 +807,26 @@ outlier_rows = {
 }
 outliers = {}
 for case, (r_, f_) in outlier_rows.items():
-    outliers[case] = (*metrics.precision_recall(r_, f_, k=5), *metrics.density_coverage(r_, f_, k=5))
-    print(f"{case:<17} precision {outliers[case][0]:.3f} recall {outliers[case][1]:.3f} "
-          f"density {outliers[case][2]:.3f} coverage {outliers[case][3]:.3f}")
+    outliers[case] = (
+        *metrics.precision_recall(r_, f_, k=5),
+        *metrics.density_coverage(r_, f_, k=5),
+    )
+    print(
+        f"{case:<17} precision {outliers[case][0]:.3f} recall {outliers[case][1]:.3f} "
+        f"density {outliers[case][2]:.3f} coverage {outliers[case][3]:.3f}"
+    )
 assert max(outliers["no outlier"]) < 0.05
-assert outliers["one real outlier"][0] > 0.95 and outliers["one real outlier"][2] < 0.25, "precision fooled, density not"
-assert outliers["one fake outlier"][1] > 0.95 and outliers["one fake outlier"][3] < 0.05, "recall fooled, coverage not"
+assert (
+    outliers["one real outlier"][0] > 0.95 and outliers["one real outlier"][2] < 0.25
+), "precision fooled, density not"
+assert (
+    outliers["one fake outlier"][1] > 0.95 and outliers["one fake outlier"][3] < 0.05
+), "recall fooled, coverage not"
 raw_dc = metrics.density_coverage(f_real, f_uniform)
-print(f"uniform noise on raw features: precision {raw[0]:.3f}, density {raw_dc.density:.3f}, coverage {raw_dc.coverage:.3f}")
+print(
+    f"uniform noise on raw features: precision {raw[0]:.3f}, "
+    f"density {raw_dc.density:.3f}, coverage {raw_dc.coverage:.3f}"
+)
 assert raw[0] > 0.9 and raw_dc.density < 0.75 and raw_dc.coverage < 0.1
 
 # %% [markdown]
@@ -693,13 +847,19 @@ assert raw[0] > 0.9 and raw_dc.density < 0.75 and raw_dc.coverage < 0.1
 # distance is exactly 0) and half new digits.
 
 # %%
-half_copies = torch.cat([add_noise(real[: n // 2], 0.02), pool[: n - n // 2]])  # half memorised, half new
+# half memorised, half new
+half_copies = torch.cat([add_noise(real[: n // 2], 0.02), pool[: n - n // 2]])
 flat = {"train": real.flatten(1).numpy(), "test": test.data.flatten(1).numpy()}
-rates = {name: metrics.memorisation_rate(x.flatten(1).numpy(), flat["train"], flat["test"])
-         for name, x in (("half near-copies", half_copies), ("new digits (pool)", pool[:n]))}
+rates = {
+    name: metrics.memorisation_rate(x.flatten(1).numpy(), flat["train"], flat["test"])
+    for name, x in (("half near-copies", half_copies), ("new digits (pool)", pool[:n]))
+}
 threshold = metrics.nearest_distances(flat["test"], flat["train"]).min()
-print(f"closest a test digit comes to the training set: {threshold:.2f} (pixel L2); flagged as copies:",
-      {k: f"{v:.1%}" for k, v in rates.items()})
+print(
+    f"closest a test digit comes to the training set: {threshold:.2f} (pixel L2); "
+    "flagged as copies:",
+    {k: f"{v:.1%}" for k, v in rates.items()},
+)
 assert rates["half near-copies"] > 0.4 and rates["new digits (pool)"] < 0.05
 assert metrics.fid(f_real, features.extract(clf, half_copies).double().numpy()) < floor
 
@@ -736,8 +896,7 @@ for name, rep in roc.items():
 ax.plot([0, 1], [0, 1], "k:", lw=1)
 ax.set_xlabel("false-positive rate (fakes called real)")
 ax.set_ylabel("true-positive rate (reals called real)")
-ax.legend(fontsize=8);
-
+ax.legend(fontsize=8)
 # %% [markdown]
 # * Against a second real sample, the discriminator is at chance: AUC near 0.5.
 # * Noise of standard deviation 0.1, the mildest defect of all by FID, is caught almost
@@ -750,11 +909,17 @@ ax.legend(fontsize=8);
 # %%
 assert abs(roc["real (other half)"].auc - 0.5) < 0.1
 corrupted = [k for k in fid_ if k not in ("real (other half)", "copies of R")]
-assert roc["noise 0.1"].auc > 0.95 and fid_["noise 0.1"] == min(fid_[k] for k in corrupted), "noise: easy for D, mild for FID"
-assert roc["blur 1.0"].auc < roc["noise 0.1"].auc and fid_["blur 1.0"] > fid_["noise 0.1"], "blur: the reverse"
+assert roc["noise 0.1"].auc > 0.95 and fid_["noise 0.1"] == min(
+    fid_[k] for k in corrupted
+), "noise: easy for D, mild for FID"
+assert (
+    roc["blur 1.0"].auc < roc["noise 0.1"].auc and fid_["blur 1.0"] > fid_["noise 0.1"]
+), "blur: the reverse"
 rep = roc["2 classes"]
 disc = LogisticRegression(C=0.1, max_iter=2000).fit(
-    torch.cat([real[:half], generators["2 classes"][:half]]).flatten(1).numpy(), np.r_[np.ones(half), np.zeros(half)])
+    torch.cat([real[:half], generators["2 classes"][:half]]).flatten(1).numpy(),
+    np.r_[np.ones(half), np.zeros(half)],
+)
 s_r = disc.decision_function(real[half:].flatten(1).numpy())
 s_f = disc.decision_function(generators["2 classes"][half:].flatten(1).numpy())
 mann_whitney = ((s_r[:, None] > s_f[None]) + 0.5 * (s_r[:, None] == s_f[None])).mean()
@@ -775,32 +940,59 @@ assert abs(mann_whitney - rep.auc) < 1e-12
 
 # %%
 m_toy = utils.fast_or_full(20_000, 100_000)
-ring, grid = data.toy_mixture("ring", m_toy, seed=1), data.toy_mixture("grid", m_toy, seed=1)
+ring, grid = (
+    data.toy_mixture("ring", m_toy, seed=1),
+    data.toy_mixture("grid", m_toy, seed=1),
+)
 cov_ring = metrics.mode_coverage(ring.samples, ring.centres, ring.std)
 cov_grid = metrics.mode_coverage(grid.samples, grid.centres, grid.std)
-collapsed = ring.centres[[0, 3, 5]][torch.randint(3, (m_toy,), generator=g)] + ring.std * torch.randn(m_toy, 2, generator=g)
+collapsed = ring.centres[[0, 3, 5]][
+    torch.randint(3, (m_toy,), generator=g)
+] + ring.std * torch.randn(m_toy, 2, generator=g)
 n_miss = m_toy // 100
 angle = 2 * math.pi * torch.rand(n_miss, generator=g)
-misses = ring.centres[[1, 2, 4, 6, 7]][torch.randint(5, (n_miss,), generator=g)] + 4 * ring.std * torch.stack([angle.cos(), angle.sin()], 1)
+misses = ring.centres[[1, 2, 4, 6, 7]][
+    torch.randint(5, (n_miss,), generator=g)
+] + 4 * ring.std * torch.stack([angle.cos(), angle.sin()], 1)
 collapsed[:n_miss] = misses  # (m_toy, 2): 3 modes and near misses of the other 5
-wide = ring.centres[torch.randint(8, (m_toy,), generator=g)] + 2 * ring.std * torch.randn(m_toy, 2, generator=g)
+wide = ring.centres[
+    torch.randint(8, (m_toy,), generator=g)
+] + 2 * ring.std * torch.randn(m_toy, 2, generator=g)
 cov_collapsed = metrics.mode_coverage(collapsed, ring.centres, ring.std)
 cov_wide = metrics.mode_coverage(wide, ring.centres, ring.std)
-for name, cov in (("ring, true", cov_ring), ("grid, true", cov_grid), ("ring, 3 modes + misses", cov_collapsed),
-                  ("ring, 2x too wide", cov_wide)):
+for name, cov in (
+    ("ring, true", cov_ring),
+    ("grid, true", cov_grid),
+    ("ring, 3 modes + misses", cov_collapsed),
+    ("ring, 2x too wide", cov_wide),
+):
     print(f"{name:<24} modes {cov.modes:>2}   high quality {cov.high_quality:.2%}")
 se = math.sqrt(0.99 * 0.01 / m_toy)
 assert cov_ring.modes == 8 and cov_grid.modes == 25
 assert abs(cov_ring.high_quality - (1 - math.exp(-4.5))) < 4 * se
 assert abs(cov_grid.high_quality - (1 - math.exp(-4.5))) < 4 * se
-assert cov_collapsed.modes == 3 and torch.cdist(collapsed, ring.centres).argmin(1).unique().numel() == 8
+assert (
+    cov_collapsed.modes == 3
+    and torch.cdist(collapsed, ring.centres).argmin(1).unique().numel() == 8
+)
 assert abs(cov_wide.high_quality - (1 - math.exp(-4.5 / 4))) < 0.01
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-viz.plot_samples_2d(ring.samples[:2000], ring.centres, ax=axes[0], title="true ring: 8 modes")
-viz.plot_samples_2d(collapsed[:2000], ring.centres, ax=axes[1], title=f"collapsed: {cov_collapsed.modes} modes")
-viz.plot_samples_2d(wide[:2000], ring.centres, ax=axes[2], title=f"too wide: {cov_wide.high_quality:.0%} HQ");
-
+viz.plot_samples_2d(
+    ring.samples[:2000], ring.centres, ax=axes[0], title="true ring: 8 modes"
+)
+viz.plot_samples_2d(
+    collapsed[:2000],
+    ring.centres,
+    ax=axes[1],
+    title=f"collapsed: {cov_collapsed.modes} modes",
+)
+viz.plot_samples_2d(
+    wide[:2000],
+    ring.centres,
+    ax=axes[2],
+    title=f"too wide: {cov_wide.high_quality:.0%} HQ",
+)
 # %% [markdown]
 # ## Summary: what each score sees
 #
