@@ -31,38 +31,31 @@ import warnings
 
 import numpy as np
 import scipy
-import scipy.linalg
 import torch
 
-from course_lib.metrics import fid_nuclear, frechet_distance
+from course_lib.metrics import (
+    fid_nuclear,
+    frechet_distance,
+    frechet_distance_eigvals,
+    frechet_distance_sqrtm,
+)
+
+
+def _note(out) -> str:
+    note = "not finite: +1e-6 I fallback; " if out.fallback else ""
+    return note + (f"max |imag| dropped {out.imag:.2g}" if out.imag > 0 else "")
 
 
 def fd_sqrtm(mu1, s1, mu2, s2) -> tuple[float, str]:
     """pytorch-fid's calculate_frechet_distance (float64), returning (value, note)."""
-    note = ""
-    covmean = scipy.linalg.sqrtm(s1 @ s2)
-    if isinstance(covmean, tuple):  # older SciPy with disp=False
-        covmean = covmean[0]
-    if not np.isfinite(covmean).all():
-        note = "not finite: +1e-6 I fallback; "
-        offset = np.eye(len(s1)) * 1e-6
-        covmean = scipy.linalg.sqrtm((s1 + offset) @ (s2 + offset))
-    if np.iscomplexobj(covmean):
-        imag = np.abs(np.diagonal(covmean).imag).max()
-        if imag > 1e-3:
-            note += f"imaginary part {imag:.2g} (pytorch-fid raises)"
-        covmean = covmean.real
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)), note
+    out = frechet_distance_sqrtm(mu1, s1, mu2, s2)
+    return out.value, _note(out)
 
 
 def fd_eigvals(mu1, s1, mu2, s2) -> tuple[float, str]:
     """torchmetrics' formula: sum of sqrt of the (complex) eigenvalues of S1 S2, real part."""
-    ev = np.linalg.eigvals(s1 @ s2)
-    root = np.sqrt(ev.astype(complex))
-    note = f"max |imag| of sqrt(eig) {np.abs(root.imag).max():.2g}" if np.abs(root.imag).max() > 0 else ""
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * root.real.sum()), note
+    out = frechet_distance_eigvals(mu1, s1, mu2, s2)
+    return out.value, _note(out)
 
 
 def fd_course(mu1, s1, mu2, s2) -> tuple[float, str]:
