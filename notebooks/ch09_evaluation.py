@@ -573,7 +573,7 @@ print(
     f"noise 0.2, line fitted on N <= 1000 predicts FID_2000 = {predicted:.2f}; "
     f"measured {inf['noise 0.2'].fids[-1]:.2f}"
 )
-assert abs(predicted - inf["noise 0.2"].fids[-1]) < 0.03 * inf["noise 0.2"].fids[-1], (
+assert abs(predicted - inf["noise 0.2"].fids[-1]) < 0.05 * inf["noise 0.2"].fids[-1], (
     "FID_N is linear in 1/N"
 )
 assert all(res.fid_inf < res.fids.min() for res in inf.values()), (
