@@ -73,3 +73,28 @@ def test_every_check_declares_what_it_reproduces():
                 if not getattr(fn, "reproduces", None):
                     missing.append(f"{info.name}.{name}")
     assert not missing, f"checks without @reproduces(...): {missing}"
+
+
+def _all_checks():
+    import importlib
+    import pkgutil
+
+    import course_lib.checks as checks
+
+    for info in pkgutil.iter_modules(checks.__path__):
+        module = importlib.import_module(f"course_lib.checks.{info.name}")
+        for name in sorted(dir(module)):
+            fn = getattr(module, name)
+            if name.startswith("check_") and callable(fn) and getattr(fn, "reproduces", None):
+                yield f"{info.name}.{name}", fn
+
+
+@pytest.mark.parametrize("name,check", list(_all_checks()), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_check_refuses_the_delegating_answer(name, check):
+    """The wrong answer a teacher meets first: the exercise's function, imported from course_lib."""
+    for lib in check.reproduces:
+        def delegating(*args, _lib=lib, **kwargs):
+            return _lib(*args, **kwargs)
+
+        with pytest.raises(CheckFailed, match="asks you to write"):
+            check(delegating)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..metrics import inception_score, mmd2_unbiased, polynomial_kernel, trace_sqrt_product
-from . import CheckFailed, call_answer, passed, require
+from . import CheckFailed, call_answer, passed, reproduces, require
 
 
 def _scalar(value, name: str) -> float:
@@ -56,6 +56,7 @@ def _rank_deficient_pair(rng: np.random.Generator, d: int = 128, n: int = 60) ->
     return np.cov(x, rowvar=False), np.cov(y, rowvar=False)
 
 
+@reproduces(trace_sqrt_product)
 def check_trace_sqrt_product(fn: Callable) -> None:
     r"""``fn(sigma1, sigma2)`` must return :math:`\operatorname{Tr}\sqrt{\Sigma_1\Sigma_2}` as a float.
 
@@ -117,6 +118,7 @@ def check_trace_sqrt_product(fn: Callable) -> None:
     passed(f"{name} matches the library to 1e-10, also on rank-deficient covariances of 128 features.")
 
 
+@reproduces(mmd2_unbiased)
 def check_mmd2_unbiased(fn: Callable) -> None:
     r"""``fn(x, y)`` for features x (m, d), y (n, d) must return the unbiased MMD² with k = (x·y/d + 1)³.
 
@@ -160,6 +162,7 @@ def check_mmd2_unbiased(fn: Callable) -> None:
     passed(f"{name} matches the unbiased estimator, also for m != n.")
 
 
+@reproduces(inception_score)
 def check_inception_score(fn: Callable) -> None:
     r"""``fn(probs)`` for class probabilities (N, K) must return exp(E_x KL(p(y|x) || p(y))) as a float.
 
