@@ -136,7 +136,7 @@ generators = {
 fig, axes = plt.subplots(2, 6, figsize=(15, 5.5))
 for ax, (name, imgs) in zip(axes.flat, generators.items()):
     viz.show_images(imgs[:16], nrow=4, title=name, ax=ax)
-plt.tight_layout()
+plt.tight_layout();
 
 # %% [markdown]
 # ## 9.2 The Fréchet distance, and how to compute it
@@ -417,7 +417,7 @@ ax.axvline(floor, color="k", ls="--", label="real-vs-real floor")
 ax.set_xscale("symlog", linthresh=1)
 ax.set_xlabel(f"FID (n = {n}, MNIST-classifier features)")
 ax.invert_yaxis()
-ax.legend()
+ax.legend();
 # %% [markdown]
 # ## 9.4 FID is biased by the sample size; KID is not
 #
@@ -703,7 +703,7 @@ ax.set_xlabel("recall (diversity)")
 ax.set_ylabel("precision (quality)")
 ax.set_xlim(-0.05, 1.1)
 ax.set_ylim(-0.05, 1.1)
-ax.set_title(f"k = 3, n = {n}")
+ax.set_title(f"k = 3, n = {n}");
 # %% [markdown]
 # The two axes separate the two failures:
 #
@@ -896,7 +896,7 @@ for name, rep in roc.items():
 ax.plot([0, 1], [0, 1], "k:", lw=1)
 ax.set_xlabel("false-positive rate (fakes called real)")
 ax.set_ylabel("true-positive rate (reals called real)")
-ax.legend(fontsize=8)
+ax.legend(fontsize=8);
 # %% [markdown]
 # * Against a second real sample, the discriminator is at chance: AUC near 0.5.
 # * Noise of standard deviation 0.1, the mildest defect of all by FID, is caught almost
@@ -992,7 +992,7 @@ viz.plot_samples_2d(
     ring.centres,
     ax=axes[2],
     title=f"too wide: {cov_wide.high_quality:.0%} HQ",
-)
+);
 # %% [markdown]
 # ## Summary: what each score sees
 #
