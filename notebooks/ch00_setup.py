@@ -1,5 +1,11 @@
 # ---
 # jupyter:
+#   jupytext:
+#     cell_metadata_filter: nbgrader,tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -68,15 +74,15 @@ assert 0.0 <= train.data.min() and train.data.max() <= 1.0
 
 # %%
 viz.show_images(train.data[:n_show], nrow=16, title="Embedded MNIST (training split)");
-
 # %% [markdown]
 # The class counts are balanced by construction. The mean image of each class is a
 # quick sanity check that images and labels still match after the split:
 
 # %%
-means = torch.stack([train.data[train.targets == c].mean(0) for c in range(10)])  # (10, 1, 28, 28)
+means = torch.stack(
+    [train.data[train.targets == c].mean(0) for c in range(10)]
+)  # (10, 1, 28, 28)
 viz.show_images(means, nrow=10, title="Mean image per class 0..9");
-
 # %% [markdown]
 # ## Other embedded images
 #
@@ -88,10 +94,14 @@ viz.show_images(means, nrow=10, title="Mean image per class 0..9");
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-viz.show_images(data.load_digits().data[:32], nrow=8, title="scikit-learn 8×8 digits", ax=axes[0])
+viz.show_images(
+    data.load_digits().data[:32], nrow=8, title="scikit-learn 8×8 digits", ax=axes[0]
+)
 faces = data.load_faces()
 viz.show_images(faces.data[:32], nrow=8, title="LFW faces (25×25)", ax=axes[1])
-viz.show_images(data.load_image("astronaut")[None], nrow=1, title="astronaut", ax=axes[2])
+viz.show_images(
+    data.load_image("astronaut")[None], nrow=1, title="astronaut", ax=axes[2]
+)
 assert faces.data.shape == (100, 1, 25, 25)
 
 # %% [markdown]
@@ -114,8 +124,12 @@ distinct = {tuple(round(v, 6) for v in c) for c in ring.centres.tolist()}
 assert len(distinct) == 8, "the ring must have 8 distinct modes"
 
 fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
-viz.plot_samples_2d(ring.samples, ring.centres, ax=axes[0], title=f"ring: 8 modes, std {ring.std}")
-viz.plot_samples_2d(grid.samples, grid.centres, ax=axes[1], title=f"grid: 25 modes, std {grid.std}");
+viz.plot_samples_2d(
+    ring.samples, ring.centres, ax=axes[0], title=f"ring: 8 modes, std {ring.std}"
+)
+viz.plot_samples_2d(
+    grid.samples, grid.centres, ax=axes[1], title=f"grid: 25 modes, std {grid.std}"
+);
 
 # %% [markdown]
 # ## Full datasets when you are online
