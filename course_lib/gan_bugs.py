@@ -88,6 +88,35 @@ def step_no_detach(
     return _logs(loss_d, loss_g, real_logits, fake_logits)
 
 
+def step_undetached_zeroed(
+    G: Generator, D: nn.Module, opt_g, opt_d, real, labels=None, **_
+) -> dict[str, float]:
+    r"""NOT A BUG, only wasteful: undetached fakes in the D step, G's gradients zeroed before G's backward.
+
+    ``loss_d.backward(retain_graph=True)`` also runs backward through G (wasted
+    work, and the graph of ``G(z)`` is kept in memory) and writes
+    :math:`\nabla_G \mathcal L_D` into G's ``.grad``; ``opt_g.zero_grad()`` then clears
+    it, and the G step uses a fresh forward of the updated D. The update is exactly
+    that of :func:`course_lib.gan.gan_step`. So a missing ``detach`` alone is not what
+    breaks a loop: :func:`step_shared_logits` crashes because it reuses D's forward
+    across ``opt_d.step()``, :func:`step_no_detach` without ``retain_graph`` crashes
+    because ``loss_d.backward()`` freed the graph of ``G(z)`` that the G step needs,
+    and with ``retain_graph=True`` it is polluted because G's gradients are not
+    zeroed between the two backwards.
+    """
+    fake = G(G.sample_latent(len(real)), labels)
+    real_logits, fake_logits = D(real, labels), D(fake, labels)  # fake not detached
+    loss_d = d_loss(real_logits, fake_logits)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward(retain_graph=True)  # keeps G(z)'s graph for the G step; wasted backward through G
+    opt_d.step()
+    loss_g = g_loss_nonsaturating(D(fake, labels))
+    opt_g.zero_grad(set_to_none=True)  # clears the grad L_D that the D step left in G
+    loss_g.backward()
+    opt_g.step()
+    return _logs(loss_d, loss_g, real_logits, fake_logits)
+
+
 def step_one_backward(G: Generator, D: nn.Module, opt_g, opt_d, real, labels=None, **_) -> dict[str, float]:
     r"""MISTAKE: one backward through both networks, ``(loss_d + loss_g).backward()``, then both step.
 

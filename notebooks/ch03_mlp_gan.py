@@ -1,5 +1,11 @@
 # ---
 # jupyter:
+#   jupytext:
+#     cell_metadata_filter: nbgrader,tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -21,6 +27,7 @@
 # against the test digits at the same sample size.
 
 # %%
+import functools
 import inspect
 import math
 import re
@@ -39,12 +46,15 @@ test_features = features.extract(classifier, test[:n_fid])
 
 
 def fid_of(G: gan.Generator) -> float:
-    """Classifier-FID of n_fid samples of G against n_fid held-out test digits (chapter 9)."""
+    """Classifier-FID of n_fid samples of G against n_fid test digits (chapter 9)."""
     fake = G.sample(n_fid, generator=torch.Generator().manual_seed(1))
     return metrics.fid(features.extract(classifier, fake), test_features)
 
 
-print(f"FID of {n_fid} real training digits vs the test digits: {metrics.fid(features.extract(classifier, images[:n_fid]), test_features):.1f}")
+print(
+    f"FID of {n_fid} real training digits vs the test digits: "
+    f"{metrics.fid(features.extract(classifier, images[:n_fid]), test_features):.1f}"
+)
 
 # %% [markdown]
 # ## 1. The classic MLP GAN
@@ -68,10 +78,13 @@ print(f"FID of {n_fid} real training digits vs the test digits: {metrics.fid(fea
 #
 # This is `course_lib.gan.gan_step`, verbatim:
 
+
 # %%
 def show_source(fn) -> None:
     """Print a function's source without its docstring."""
-    print(re.sub(r'\n    r?""".*?"""\n', "\n", inspect.getsource(fn), count=1, flags=re.S))
+    print(
+        re.sub(r'\n    r?""".*?"""\n', "\n", inspect.getsource(fn), count=1, flags=re.S)
+    )
 
 
 show_source(gan.gan_step)
@@ -87,27 +100,47 @@ show_source(gan.gan_step)
 
 # %%
 LR, BATCH = 2e-3, 32
-steps_compare = 200  # the broken loops below run this long, in both modes (a fixed experiment)
+steps_compare = (
+    200  # the broken loops below run this long, in both modes (a fixed experiment)
+)
 steps_total = utils.fast_or_full(400, 3000)
 
 
 def classic_trainer(step_fn=None, lr: float = LR, seed: int = 0) -> gan.GANTrainer:
     torch.manual_seed(seed)
-    return gan.GANTrainer(gan.MLPGenerator(), gan.MLPDiscriminator(), lr_g=lr, lr_d=lr,
-                          betas=(0.5, 0.999), step_fn=step_fn)
+    return gan.GANTrainer(
+        gan.MLPGenerator(),
+        gan.MLPDiscriminator(),
+        lr_g=lr,
+        lr_d=lr,
+        betas=(0.5, 0.999),
+        step_fn=step_fn,
+    )
 
 
 trainer = classic_trainer()
 fid_init = fid_of(trainer.G)
-trainer.train(images, batch_size=BATCH, steps=steps_compare, sample_every=steps_compare // 4)
+trainer.train(
+    images, batch_size=BATCH, steps=steps_compare, sample_every=steps_compare // 4
+)
 fid_compare = fid_of(trainer.G)  # the correct loop after steps_compare steps
-trainer.train(images, batch_size=BATCH, steps=steps_total - steps_compare, sample_every=max(1, (steps_total - steps_compare) // 2))
+trainer.train(
+    images,
+    batch_size=BATCH,
+    steps=steps_total - steps_compare,
+    sample_every=max(1, (steps_total - steps_compare) // 2),
+)
 fid_final = fid_of(trainer.G)
-print(f"FID: untrained {fid_init:.0f}, after {steps_compare} steps {fid_compare:.0f}, after {steps_total} steps {fid_final:.0f}")
+print(
+    f"FID: untrained {fid_init:.0f}, after {steps_compare} steps {fid_compare:.0f}, "
+    f"after {steps_total} steps {fid_final:.0f}"
+)
 assert fid_compare < 0.8 * fid_init and fid_final < 0.6 * fid_init  # learning happened
 
 # %%
-shown = trainer.snapshots[:: max(1, len(trainer.snapshots) // 4)][:4] + [trainer.snapshots[-1]]
+shown = trainer.snapshots[:: max(1, len(trainer.snapshots) // 4)][:4] + [
+    trainer.snapshots[-1]
+]
 fig, axes = plt.subplots(1, len(shown), figsize=(3 * len(shown), 3.2))
 for ax, (step, grid) in zip(axes, shown):
     viz.show_images(grid[:36], nrow=6, title=f"step {step}", ax=ax)
@@ -123,16 +156,20 @@ axes[1].plot(train.smooth(h["d_real"]), label=r"$D(x)$")
 axes[1].plot(train.smooth(h["d_fake"]), label=r"$D(G(z))$")
 axes[1].axhline(0.5, ls=":", c="k")
 axes[1].legend()
-axes[1].set_xlabel("step");
-
+axes[1].set_xlabel("step")
 # %% [markdown]
 # A healthy run: $D(x)$ stays above $D(G(z))$ (the discriminator keeps an edge) but neither
 # saturates at 0 or 1, and $\mathcal L_D$ hovers below $\log 4 \approx 1.39$, its value at the
 # equilibrium $D = \tfrac12$ of chapter 2.
 
 # %%
-d_real, d_fake, loss_d = (sum(h[k][-100:]) / 100 for k in ("d_real", "d_fake", "loss_d"))
-print(f"last 100 steps: D(x) = {d_real:.2f}, D(G(z)) = {d_fake:.2f}, loss_d = {loss_d:.2f}")
+d_real, d_fake, loss_d = (
+    sum(h[k][-100:]) / 100 for k in ("d_real", "d_fake", "loss_d")
+)
+print(
+    f"last 100 steps: D(x) = {d_real:.2f}, D(G(z)) = {d_fake:.2f}, "
+    f"loss_d = {loss_d:.2f}"
+)
 assert 0.05 < d_fake < d_real < 0.99 and loss_d < math.log(4)
 
 # %% [markdown]
@@ -142,8 +179,11 @@ assert 0.05 < d_fake < d_real < 0.99 and loss_d < math.log(4)
 # replacement for `gan_step`. We train each one for the same number of steps as the correct
 # loop above, from the same initial weights, and compare.
 
+
 # %%
-def run_bug(name: str, steps: int = steps_compare, lr: float = LR) -> tuple[gan.GANTrainer, float]:
+def run_bug(
+    name: str, steps: int = steps_compare, lr: float = LR
+) -> tuple[gan.GANTrainer, float]:
     tr = classic_trainer(gan_bugs.STEPS[name], lr=lr)
     tr.train(images, batch_size=BATCH, steps=steps, desc=name)
     return tr, fid_of(tr.G)
@@ -152,11 +192,16 @@ def run_bug(name: str, steps: int = steps_compare, lr: float = LR) -> tuple[gan.
 results = {"correct": fid_compare}
 
 # %% [markdown]
-# ### Mistake 1: no `detach`
+# ### Mistake 1: no `detach`, and what actually breaks
 #
-# The most common version computes both losses on the *same undetached* fakes,
-# `loss_d = d_loss(D(real), D(fake))`, `loss_g = g_loss(D(fake))`, and calls `backward()` on
-# both. PyTorch refuses, in one of two ways:
+# A missing `detach` in the D step is, on its own, only wasteful: `loss_d.backward()` then also
+# runs backward through $G$ and writes $\nabla_G \mathcal L_D$ into the generator's `.grad`. If the G
+# step zeroes $G$'s gradients right before its own backward and uses a fresh forward of the
+# updated $D$, the update is exactly the correct one (`gan_bugs.step_undetached_zeroed`; the cell
+# after next checks it). What breaks the loops in tutorials is what comes with the missing
+# `detach`. The most common version computes both losses on *one* forward of $D$ on the
+# undetached fakes, `loss_d = d_loss(D(real), D(fake))`, `loss_g = g_loss(D(fake))`, steps $D$
+# between the two backwards, and PyTorch refuses, in one of two ways:
 
 # %%
 show_source(gan_bugs.step_shared_logits)  # course_lib.gan_bugs, verbatim
@@ -164,16 +209,25 @@ errors = {}
 for retain in (False, True):
     tr = classic_trainer()
     try:
-        gan_bugs.step_shared_logits(tr.G, tr.D, tr.opt_g, tr.opt_d, images[:BATCH], retain_graph=retain)
+        gan_bugs.step_shared_logits(
+            tr.G, tr.D, tr.opt_g, tr.opt_d, images[:BATCH], retain_graph=retain
+        )
     except RuntimeError as err:
         errors[retain] = str(err).split("\n")[0]
         print(f"retain_graph={retain}: RuntimeError: {errors[retain][:110]}...")
 assert "second time" in errors[False] and "inplace operation" in errors[True]
 
 # %% [markdown]
-# The usual "fixes" from forums make the errors go away but not the bug. The first one keeps
-# the D step's graph alive (`retain_graph=True`) and zeroes gradients only at the top of the
-# iteration (`gan_bugs.step_no_detach`). Then `loss_d.backward()` writes
+# Without `retain_graph`, `loss_d.backward()` has freed the saved tensors of the whole graph,
+# $D$'s forward *and* the $G(z)$ that produced the fakes, and `loss_g.backward()` needs both. With
+# `retain_graph=True` the graph survives, but `opt_d.step()` has changed $D$'s weights in place, and
+# the logits `loss_g` was built from belong to the old $D$. A fresh forward of $D$ for the G step
+# fixes the second error but not the first: the G step still backpropagates through the $G(z)$
+# graph that `loss_d.backward()` freed (`gan_bugs.step_no_detach` with `retain_graph=False`).
+#
+# The usual forum fix is `retain_graph=True`, with gradients zeroed only at the top of the
+# iteration (`gan_bugs.step_no_detach`). Now nothing crashes, and the bug is the missing
+# `opt_g.zero_grad()` between the two backwards: `loss_d.backward()` writes
 # $\nabla_G \mathcal L_D$, the direction that *helps D*, into the generator's `.grad`, and the G step
 # adds $\nabla_G \mathcal L_G$ to it. On a fake's logit the generator now follows
 #
@@ -183,9 +237,11 @@ assert "second time" in errors[False] and "inplace operation" in errors[True]
 #
 # which aims at $D(G(z)) = \tfrac12$ ("confuse D") instead of $1$ ("fool D"), with a signal
 # $1 - 2D$ instead of $1 - D$, which is weak exactly near the equilibrium $D(G(z)) \approx \tfrac12$
-# that a healthy run sits close to. We can see the pollution in one step from the state of
-# the trained run: the generator's gradient is no longer that of $\mathcal L_G$, and it is
-# smaller, the more so the closer $D(G(z))$ is to $\tfrac12$.
+# that a healthy run sits close to. From the state of the trained run, with the learning rate set
+# to 0 so that we look at one step's gradients: the polluted gradient is no longer that of
+# $\mathcal L_G$, and it is smaller; the undetached loop that zeroes $G$'s gradients in the right
+# place gives the correct gradient exactly; and without `retain_graph` it crashes.
+
 
 # %%
 def generator_grad(step_fn, seed: int = 3) -> torch.Tensor:
@@ -199,11 +255,29 @@ def generator_grad(step_fn, seed: int = 3) -> torch.Tensor:
     return torch.cat([p.grad.flatten() for p in tr.G.parameters()])
 
 
-g_clean, g_polluted = generator_grad(gan.gan_step), generator_grad(gan_bugs.step_no_detach)
+g_clean = generator_grad(gan.gan_step)
+g_polluted = generator_grad(gan_bugs.step_no_detach)
+g_zeroed = generator_grad(gan_bugs.step_undetached_zeroed)
 cosine = torch.nn.functional.cosine_similarity(g_clean, g_polluted, dim=0).item()
 ratio = (g_polluted.norm() / g_clean.norm()).item()
-print(f"cosine(clean, polluted G gradient) = {cosine:.3f}, norm ratio polluted/clean = {ratio:.2f}")
+zeroed_err = ((g_zeroed - g_clean).norm() / g_clean.norm()).item()
+print(
+    f"cosine(clean, polluted G gradient) = {cosine:.3f}, "
+    f"norm ratio polluted/clean = {ratio:.2f}"
+)
+print(
+    "undetached, G's grads zeroed before its backward: "
+    f"relative difference {zeroed_err:.1e}"
+)
+try:
+    generator_grad(functools.partial(gan_bugs.step_no_detach, retain_graph=False))
+    freed = None
+except RuntimeError as err:
+    freed = str(err).split("\n")[0]
+print(f"undetached, no retain_graph: RuntimeError: {freed[:80]}...")
 assert cosine < 0.99 and ratio < 0.9
+assert zeroed_err < 1e-5
+assert freed is not None and "second time" in freed
 
 tr_no_detach, results["no_detach"] = run_bug("no_detach")
 
@@ -221,7 +295,10 @@ tr_no_detach, results["no_detach"] = run_bug("no_detach")
 tr_one, results["one_backward"] = run_bug("one_backward")
 h1 = tr_one.history
 dev = sum(abs(v - 0.5) for v in h1["d_fake"][-50:]) / 50
-print(f"one backward: D(x) = {sum(h1['d_real'][-50:]) / 50:.3f}, mean |D(G(z)) - 1/2| = {dev:.4f}")
+print(
+    f"one backward: D(x) = {sum(h1['d_real'][-50:]) / 50:.3f}, "
+    f"mean |D(G(z)) - 1/2| = {dev:.4f}"
+)
 assert dev < 0.03 and sum(h1["d_real"][-50:]) / 50 > 0.95
 
 # %% [markdown]
@@ -253,7 +330,9 @@ print("logit               ", big.tolist())
 print("log(1 - sigmoid(l)) ", naive.tolist(), " gradient", grad_naive.tolist())
 print("-softplus(l)        ", stable.tolist(), " gradient", grad_stable.tolist())
 assert torch.isinf(naive[2:]).all() and torch.isnan(grad_naive[2:]).all()
-assert torch.isfinite(stable).all() and torch.allclose(grad_stable, -torch.sigmoid(big.detach()))
+assert torch.isfinite(stable).all() and torch.allclose(
+    grad_stable, -torch.sigmoid(big.detach())
+)
 
 # %% [markdown]
 # A fake scored $l > 16.6$ is one the discriminator calls real with near certainty. A healthy
@@ -266,8 +345,13 @@ assert torch.isfinite(stable).all() and torch.allclose(grad_stable, -torch.sigmo
 tr_soft = classic_trainer(lr=1e-2)
 tr_soft.train(images, batch_size=BATCH, steps=1, desc="softplus")
 with torch.no_grad():
-    fake_logits = tr_soft.D(tr_soft.G.sample(256, generator=torch.Generator().manual_seed(0)))  # (256,)
-print(f"after one step at lr 1e-2: fake logits from {fake_logits.min():.1f} to {fake_logits.max():.1f}")
+    fake_logits = tr_soft.D(
+        tr_soft.G.sample(256, generator=torch.Generator().manual_seed(0))
+    )  # (256,)
+print(
+    "after one step at lr 1e-2: "
+    f"fake logits from {fake_logits.min():.1f} to {fake_logits.max():.1f}"
+)
 assert fake_logits.max() > 16.6
 
 # %% [markdown]
@@ -287,7 +371,11 @@ except FloatingPointError as err:
 print("log(sigmoid):", crash)
 nan_weights = any(torch.isnan(p).any().item() for p in tr_log.D.parameters())
 tr_soft.train(images, batch_size=BATCH, steps=19, desc="softplus")
-print("softplus: 20 steps, all finite; loss_d =", [round(v, 1) for v in tr_soft.history["loss_d"][:6]], "...")
+print(
+    "softplus: 20 steps, all finite; loss_d =",
+    [round(v, 1) for v in tr_soft.history["loss_d"][:6]],
+    "...",
+)
 assert crash is not None and "became inf at step 1" in crash and nan_weights
 assert all(math.isfinite(v) for v in tr_soft.history["loss_d"])
 
@@ -303,7 +391,10 @@ assert all(math.isfinite(v) for v in tr_soft.history["loss_d"])
 # %%
 tr_sign, results["wrong_sign"] = run_bug("wrong_sign")
 hs = tr_sign.history
-print(f"wrong sign: D(x) = {hs['d_real'][-1]:.4f}, D(G(z)) = {hs['d_fake'][-1]:.4f}, loss_d = {hs['loss_d'][-1]:.3g}")
+print(
+    f"wrong sign: D(x) = {hs['d_real'][-1]:.4f}, D(G(z)) = {hs['d_fake'][-1]:.4f}, "
+    f"loss_d = {hs['loss_d'][-1]:.3g}"
+)
 assert hs["d_real"][-1] < 0.01 and hs["d_fake"][-1] > 0.99 and hs["loss_d"][-1] < -100
 
 # %% [markdown]
@@ -316,9 +407,21 @@ print(f"{'loop':18s} FID after {steps_compare} steps (untrained: {fid_init:.0f})
 for name, value in results.items():
     print(f"{name:18s} {value:8.1f}")
 fig, axes = plt.subplots(1, 5, figsize=(15, 3.2))
-for ax, (name, tr) in zip(axes, [("correct", None), ("no_detach", tr_no_detach), ("one_backward", tr_one),
-                                 ("joint_step_stale", tr_stale), ("wrong_sign", tr_sign)]):
-    grid = trainer.snapshots[[s for s, _ in trainer.snapshots].index(steps_compare)][1] if tr is None else tr.snapshot()
+for ax, (name, tr) in zip(
+    axes,
+    [
+        ("correct", None),
+        ("no_detach", tr_no_detach),
+        ("one_backward", tr_one),
+        ("joint_step_stale", tr_stale),
+        ("wrong_sign", tr_sign),
+    ],
+):
+    grid = (
+        trainer.snapshots[[s for s, _ in trainer.snapshots].index(steps_compare)][1]
+        if tr is None
+        else tr.snapshot()
+    )
     viz.show_images(grid[:36], nrow=6, title=f"{name}\nFID {results[name]:.0f}", ax=ax)
 for name in ("no_detach", "one_backward", "joint_step_stale", "wrong_sign"):
     assert results[name] > 1.2 * results["correct"], name
@@ -326,8 +429,10 @@ for name in ("no_detach", "one_backward", "joint_step_stale", "wrong_sign"):
 # %% [markdown]
 # | mistake | signature |
 # |---|---|
-# | no `detach`, `backward` on both losses | `RuntimeError` (graph freed, or weights modified in place) |
-# | … "fixed" with `retain_graph=True` | G's gradient polluted by $\nabla_G \mathcal L_D$; learns slower |
+# | both losses on one forward of D, D stepped between the backwards | `RuntimeError` (graph freed, or weights modified in place) |
+# | no `detach`, G step through the freed $G(z)$ graph | `RuntimeError` (backward through the graph a second time) |
+# | … "fixed" with `retain_graph=True`, G's grads not zeroed in between | G's gradient polluted by $\nabla_G \mathcal L_D$; learns slower |
+# | no `detach`, `retain_graph=True`, `opt_g.zero_grad()` before G's backward | not a bug: the correct update, one wasted backward through G |
 # | one `backward` through both nets | $D(G(z))$ pinned at 0.5, $D(x) \to 1$; G stalls |
 # | both optimisers together + stale D step | both nets get each other's gradients; learns slower |
 # | `log(sigmoid(.))` | `inf` loss and `nan` weights once a fake's logit passes 16.6 (or any logit falls below −104) |

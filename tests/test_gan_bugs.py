@@ -88,6 +88,24 @@ def test_no_detach_pollutes_the_generator_gradient():
     assert not torch.allclose(_grads(G), gg, atol=1e-3)
 
 
+def test_undetached_fakes_with_zeroed_generator_grads_make_the_correct_update():
+    """No detach, but retain_graph and G's grads zeroed before its backward: the same step as gan_step."""
+    real = _real()
+    after = []
+    for step_fn in (gan.gan_step, gan_bugs.step_undetached_zeroed, gan_bugs.step_no_detach):
+        G, D = _nets()
+        opt_g = torch.optim.SGD(G.parameters(), lr=0.1)
+        opt_d = torch.optim.SGD(D.parameters(), lr=0.1)
+        torch.manual_seed(5)
+        step_fn(G, D, opt_g, opt_d, real)
+        after.append((torch.cat([p.detach().flatten() for p in G.parameters()]),
+                      torch.cat([p.detach().flatten() for p in D.parameters()])))
+    (g_ref, d_ref), (g_zeroed, d_zeroed), (g_polluted, d_polluted) = after
+    assert torch.allclose(g_zeroed, g_ref, atol=1e-7) and torch.allclose(d_zeroed, d_ref, atol=1e-7)
+    assert torch.allclose(d_polluted, d_ref, atol=1e-7)  # D's step is right in the polluted loop too
+    assert not torch.allclose(g_polluted, g_ref, atol=1e-4)  # G's is not: the missing zero_grad
+
+
 @pytest.mark.parametrize("bug", ["one_backward", "joint_step_stale"])
 def test_both_networks_get_both_gradients(bug):
     """D's first update carries grad_D L_G; G's carries grad_G L_D."""
