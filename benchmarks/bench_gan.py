@@ -14,6 +14,7 @@ row: wall-time budgets mean fewer steps on a busy machine.
     python benchmarks/bench_gan.py --extra lr2e-4      # also the MLP with the usual lr 2e-4, batch 64
     python benchmarks/bench_gan.py --extra lr2e-4 --only-extra   # only that row
     python benchmarks/bench_gan.py --extra no-ema --only-extra   # what the weight average buys
+    python benchmarks/bench_gan.py --extra r1 --only-extra       # the R1 penalty without conditioning
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from course_lib.data import load_mnist
 
 EXTRA = {
     "no-ema": ("recipe without the EMA of G", {**recipes.MNIST_GAN_CONFIG, "ema": 0.0}),
+    "r1": ("recipe with the R1 penalty, gamma 1", {**recipes.MNIST_GAN_CONFIG, "r1_gamma": 1.0}),
     "lr2e-4": ("classic MLP, lr 2e-4, batch 64", {**recipes.CLASSIC_MLP_GAN_CONFIG, "lr_g": 2e-4, "lr_d": 2e-4, "batch_size": 64}),
 }
 

@@ -17,9 +17,8 @@ Conventions:
   images ``(B, C, H, W)`` in [0, 1], the range of the course data.
 * Inside, the networks use the DCGAN convention (Radford et al., 2016): the
   generator ends in ``tanh`` (then mapped to [0, 1] by :func:`from_tanh`) and the
-  discriminator first maps its [0, 1] input to [-1, 1] (:func:`to_tanh`). On
-  MNIST this matters: a sigmoid generator facing a discriminator fed raw [0, 1]
-  pixels mode-collapses far more often (measured for chapter 3).
+  discriminator first maps its [0, 1] input to [-1, 1] (:func:`to_tanh`), so both
+  networks work with zero-centred pixels.
   ``sample(n)`` draws ``n`` images. Class-conditional models (``n_classes > 0``)
   take integer ``labels`` (Mirza & Osindero, 2014): the generator appends a learned
   label code to ``z``, the discriminator sees a one-hot label (MLP) or projects a
@@ -161,8 +160,8 @@ class Generator(nn.Module):
         r"""Create the learned label code (if conditional); return the generator's input size.
 
         The codes start as draws from :math:`\mathcal N(0, \tfrac{d_z}{10} I_{10})`, so their norm
-        matches that of ``z``: a one-hot label (norm 1 next to :math:`\|z\| \approx 10`) is
-        ignored for hundreds of steps (measured for chapter 4).
+        matches that of ``z``; a one-hot label would have norm 1 next to :math:`\|z\| \approx 10`
+        and start out drowned by the noise.
         """
         self.label_embed = None
         if not n_classes:
@@ -400,10 +399,9 @@ class GANTrainer:
     weights, :math:`\bar\theta \leftarrow \beta_t\bar\theta + (1-\beta_t)\theta` after every step
     (Yazıcı et al., 2019; Karras et al., 2018), with the warm-up
     :math:`\beta_t = \min(\beta, (1+t)/(10+t))` so that short runs do not average in the initial
-    weights. For the chapter 4 recipe the average, ``G_ema``, scored a slightly lower
-    FID than the last iterate (102.1 vs 103.6 at 60 s, 82.4 vs 83.2 at 120 s; one seed,
-    ``benchmarks/bench_gan.py --extra no-ema``); :attr:`generator` returns it, and
-    snapshots are drawn from it.
+    weights. ``benchmarks/bench_gan.py --extra no-ema`` prints the FID of the average,
+    ``G_ema``, against that of the last iterate for the chapter 4 recipe;
+    :attr:`generator` returns the average, and snapshots are drawn from it.
     """
 
     def __init__(

@@ -23,7 +23,7 @@ from .train import fit
 from .utils import load_checkpoint, save_checkpoint, seed_everything
 
 # =========================================================================================
-# GAN recipes (chapters 3-4, issue 4) -- benchmarked by benchmarks/bench_gan.py
+# GAN recipes (chapters 3-4) -- benchmarked by benchmarks/bench_gan.py
 # =========================================================================================
 
 MNIST_GAN_CONFIG: dict = {
@@ -42,10 +42,10 @@ MNIST_GAN_CONFIG: dict = {
 
 MNIST_CGAN_CONFIG: dict = {**MNIST_GAN_CONFIG, "r1_gamma": 1.0}
 """The recommended class-conditional MNIST GAN (chapter 4): the recipe plus the R1 penalty
-(Mescheder et al., 2018) on the discriminator. Without it, the conditional model's FID
-oscillated between 104 and 208 over 6,000 steps and one class turned into another; with it,
-the FID fell steadily to 7.7 (chapter 4 shows the measurement). Unconditionally R1 slowed the
-first minute down (FID 125 against 93 at 60 s), so the unconditional recipe leaves it off."""
+(Mescheder et al., 2018) on the discriminator. Without it the conditional model's FID
+oscillated over a full-length run and classes turned into one another; with it the FID fell
+steadily (``benchmarks/bench_cgan.py`` prints both runs). Unconditionally R1 slowed the first
+minute of training down (``benchmarks/bench_gan.py --extra r1``), so the unconditional recipe leaves it off."""
 
 CLASSIC_MLP_GAN_CONFIG: dict = {
     "arch": "mlp",  # the classic 100-256-512-784 MLPs (chapter 3)
