@@ -9,24 +9,15 @@ and are scored on the 1,000 held-out digits by the test negative ELBO: Bernoulli
 (`course_lib.vae.evaluate`). Lower is better.
 
 * recipe:  `course_lib.recipes.train_mnist_vae(seconds, seed)`
-* classic: the 784-400-20 MLP VAE of Kingma & Welling (2014), Adam 1e-3, batch 128, no tricks.
+* classic: the 784-400-20 ReLU MLP VAE of pytorch/examples (a variant of Kingma & Welling's
+  500-unit tanh model), Adam 1e-3, batch 128, no tricks.
 
-Targets (issue 6): the recipe beats the classic at both budgets, and reaches <= 100 nats at
-120 s. Wall-time budgets depend on the machine and on its load: the script prints the load
-average and the thread count with the numbers.
-
-Measured on the course machine (2-core AMD EPYC, torch 2.14.1, 2 threads, no other job running;
-load average about 2 while the benchmark itself ran), `python benchmarks/bench_vae.py --seeds 0`
-then `--seeds 1`:
-
-    budget seed |   recipe  steps |  classic  steps
-       35 s   0 |   102.65   1793 |   112.59   5510
-      120 s   0 |    99.76   5870 |   114.95  15771
-       35 s   1 |   102.25   1879 |   112.37   5390
-      120 s   1 |    99.01   6909 |   114.58  15837
-
-On a busy machine both models get fewer steps; two torch threads competing with other jobs for
-two cores can be several times slower than one (try --threads 1).
+Targets: the recipe beats the classic at both budgets, and reaches <= 100 nats at 120 s. The
+script prints a table of both models' scores and step counts, and whether each target is met.
+Wall-time budgets depend on the machine and on its load: the script prints the CPU, the
+thread count and the load average with the numbers. On a busy machine both models get fewer
+steps; two torch threads competing with other jobs for two cores can be several times slower
+than one (try --threads 1).
 """
 
 from __future__ import annotations

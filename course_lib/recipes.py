@@ -175,7 +175,7 @@ def train_mnist_gan(
 
 
 # =========================================================================================
-# VAE recipes (chapters 7-8, issue 6) -- benchmarked by benchmarks/bench_vae.py
+# VAE recipes (chapters 7-8) -- benchmarked by benchmarks/bench_vae.py
 # =========================================================================================
 
 MNIST_VAE_CONFIG: dict = {
@@ -313,5 +313,3 @@ def train_mnist_vae(
     vae.history = history
     return vae
 
-
-# ========================================================================== end of VAE recipes
