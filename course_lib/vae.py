@@ -159,7 +159,8 @@ class VAE(nn.Module):
 
     # -- bounds ---------------------------------------------------------------------------
     def elbo(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, generator: torch.Generator | None = None
+        self, x: torch.Tensor, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
+        q: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> ELBO:
         r"""The evidence lower bound per example, one reparameterised sample (chapter 6, eq. ELBO).
 
@@ -168,8 +169,10 @@ class VAE(nn.Module):
 
         The expectation is estimated with one sample :math:`z = \mu + \sigma\odot\varepsilon`;
         the KL is in closed form (:func:`~course_lib.distributions.gaussian_kl`).
+        ``q = (mu, logvar)``, each ``(B, z_dim)``, replaces the encoder's output (a
+        posterior fitted per image, chapter 7's amortisation gap).
         """
-        mu, logvar = self.encode(x, y)  # (B, z_dim) each
+        mu, logvar = self.encode(x, y) if q is None else q  # (B, z_dim) each
         z = sample_normal_diag(mu, logvar, generator)  # (B, z_dim)
         log_px_z = self.log_likelihood(x, self.decode(z, y, x))  # (B,)
         kl = gaussian_kl(mu, logvar, dim=1)  # (B,)
@@ -204,15 +207,16 @@ class VAE(nn.Module):
 
     def log_weights(
         self, x: torch.Tensor, k: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
-        chunk: int | None = None,
+        chunk: int | None = None, q: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         r"""Importance log-weights :math:`\log p(x, z_i) - \log q(z_i \mid x)`, ``(k, B)``, :math:`z_i \sim q(z\mid x)`.
 
-        ``chunk`` bounds how many samples are decoded at once (memory).
+        ``chunk`` bounds how many samples are decoded at once (memory); ``q = (mu, logvar)``
+        replaces the encoder as the proposal (any q gives a valid bound).
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        mu, logvar = self.encode(x, y)  # (B, z_dim)
+        mu, logvar = self.encode(x, y) if q is None else q  # (B, z_dim)
         chunk = chunk or max(1, min(k, 20_000 // max(1, len(x))))
         out = []
         for start in range(0, k, chunk):
@@ -229,7 +233,7 @@ class VAE(nn.Module):
 
     def iwae_bound(
         self, x: torch.Tensor, k: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
-        chunk: int | None = None,
+        chunk: int | None = None, q: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         r"""The importance-weighted bound of Burda et al. (2016), per example ``(B,)`` (chapter 7).
 
@@ -237,9 +241,9 @@ class VAE(nn.Module):
                   \quad \mathcal L_1 = \mathcal L \le \mathcal L_k \le \mathcal L_{k+1} \le \log p(x)
 
         and :math:`\mathcal L_k \to \log p(x)` as :math:`k \to \infty`, so
-        ``-iwae_bound(x, 5000)`` estimates the negative log-likelihood.
+        ``-iwae_bound(x, 5000)`` estimates the negative log-likelihood. ``q``: as in :meth:`log_weights`.
         """
-        return log_mean_exp(self.log_weights(x, k, y, generator, chunk), dim=0)
+        return log_mean_exp(self.log_weights(x, k, y, generator, chunk, q), dim=0)
 
     # -- generating -----------------------------------------------------------------------
     @torch.no_grad()

@@ -27,6 +27,8 @@ def test_reparameterize_check(capsys):
         "logvar is log": lambda mu, lv, eps: mu + lv * eps,
         "missing the mean": lambda mu, lv, eps: torch.exp(0.5 * lv) * eps,
         "no gradient": lambda mu, lv, eps: (mu + torch.exp(0.5 * lv) * eps).detach(),
+        "differs": lambda mu, lv, eps: torch.normal(mu, torch.exp(0.5 * lv)),  # fresh noise, not eps
+        "sqrt": lambda mu, lv, eps: mu + torch.sqrt(lv.abs()) * eps,
         "detach logvar": lambda mu, lv, eps: mu + torch.exp(0.5 * lv.detach()) * eps,
         "not implemented": stub,
     }
@@ -44,6 +46,9 @@ def test_kl_check(capsys):
         "averaged": lambda mu, lv: 0.5 * (mu**2 + lv.exp() - 1 - lv).mean(1),
         "sign": lambda mu, lv: -0.5 * (mu**2 + lv.exp() - 1 - lv).sum(1),
         "sum over the latent": lambda mu, lv: 0.5 * (mu**2 + lv.exp() - 1 - lv),
+        "standard deviation": lambda mu, lv: 0.5 * (mu**2 + lv**2 - 1 - torch.log(lv**2)).sum(1),
+        "no gradient": lambda mu, lv: torch.tensor(kl_standard_normal(mu, lv).tolist()),
+        "dKL/dlogvar": lambda mu, lv: 0.5 * (mu**2 + lv.detach().exp() - 1 - lv.detach()).sum(1),
         "not implemented": stub,
     }
     for message, fn in wrong.items():

@@ -34,6 +34,15 @@ def test_negative_elbo_check(capsys):
         "sum over the batch": lambda x, lg, mu, lv: (bce(lg, x) + _kl(mu, lv)).sum(),
         "KL is missing": lambda x, lg, mu, lv: bce(lg, x).mean(),
         "one number": lambda x, lg, mu, lv: bce(lg, x) + _kl(mu, lv),
+        "no gradient": lambda x, lg, mu, lv: torch.tensor(negative_elbo(x, lg, mu, lv).item()),
+        "no gradient|gradient with respect to": lambda x, lg, mu, lv: negative_elbo(x, lg, mu, lv).detach(),
+        "gradient with respect to mu": lambda x, lg, mu, lv: (bce(lg, x) + _kl(mu.detach(), lv)).mean(),
+        "gradient with respect to logvar": lambda x, lg, mu, lv: (bce(lg, x) + _kl(mu, lv.detach())).mean(),
+        "unstable": lambda x, lg, mu, lv: (
+            F.binary_cross_entropy(torch.sigmoid(lg), x, reduction="none").sum((1, 2, 3)) + _kl(mu, lv)).mean(),
+        "unstable|not finite": lambda x, lg, mu, lv: (
+            -(x * torch.log(torch.sigmoid(lg)) + (1 - x) * torch.log(1 - torch.sigmoid(lg))).sum((1, 2, 3))
+            + _kl(mu, lv)).mean(),
         "not implemented": stub,
     }
     for message, fn in wrong.items():
@@ -42,10 +51,17 @@ def test_negative_elbo_check(capsys):
 
 
 def test_iwae_check(capsys):
-    check_iwae_estimate(lambda lw: torch.logsumexp(lw, 0) - math.log(lw.shape[0]))
-    assert "Correct" in capsys.readouterr().out
+    right = {
+        "logsumexp": lambda lw: torch.logsumexp(lw, 0) - math.log(lw.shape[0]),
+        "float64 logsumexp": lambda lw: torch.logsumexp(lw.double(), 0) - math.log(lw.shape[0]),
+        "max trick": lambda lw: lw.max(0).values + (lw - lw.max(0).values).exp().mean(0).log(),
+    }
+    for fn in right.values():
+        check_iwae_estimate(fn)
+        assert "Correct" in capsys.readouterr().out
     wrong = {
         "underflows": lambda lw: torch.log(lw.exp().mean(0)),
+        "underflows to 0, even in float64": lambda lw: lw.double().exp().mean(0).log().float(),
         "averaged the log-weights": lambda lw: lw.mean(0),
         "log of the SUM": lambda lw: torch.logsumexp(lw, 0),
         "maximum": lambda lw: lw.max(0).values,

@@ -1,6 +1,7 @@
 """The chapter 8 checks accept the reference answers and reject the classic mistakes and the stub."""
 
 import pytest
+import torch
 import torch.nn.functional as F
 
 from course_lib.checks import CheckFailed
@@ -19,6 +20,8 @@ def test_kl_weight_check(capsys):
         "clip": lambda t, w: 1.0 if w == 0 else t / w,
         "divides by zero": lambda t, w: min(1.0, t / w),
         "start at 0": lambda t, w: 1.0 if w == 0 else min(1.0, (t + 1) / w),
+        "start at 0|should be": lambda t, w: 1.0 if w == 0 else max(0.0, 1.0 - t / w),  # decreasing
+        "should be": lambda t, w: 1.0 if w == 0 else min(1.0, t / (2 * w)),  # too slow
         "not implemented": stub,
     }
     for message, fn in wrong.items():
@@ -42,6 +45,11 @@ def test_beta_vae_loss_check(capsys):
         "ignored": lambda x, lg, mu, lv, b: (_rec(x, lg) + _kl(mu, lv)).mean(),
         "divided": lambda x, lg, mu, lv, b: (_rec(x, lg) + _kl(mu, lv) / b).mean(),
         "one number": lambda x, lg, mu, lv, b: _rec(x, lg) + b * _kl(mu, lv),
+        "no gradient": lambda x, lg, mu, lv, b: torch.tensor((_rec(x, lg) + b * _kl(mu, lv)).mean().item()),
+        "gradient with respect to logits": lambda x, lg, mu, lv, b: (_rec(x, lg.detach()) + b * _kl(mu, lv)).mean(),
+        "gradient with respect to mu": lambda x, lg, mu, lv, b: (_rec(x, lg) + b * _kl(mu.detach(), lv)).mean(),
+        "unstable": lambda x, lg, mu, lv, b: (
+            F.binary_cross_entropy(torch.sigmoid(lg), x, reduction="none").sum((1, 2, 3)) + b * _kl(mu, lv)).mean(),
         "not implemented": stub,
     }
     for message, fn in wrong.items():

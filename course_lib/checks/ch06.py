@@ -49,8 +49,10 @@ def check_reparameterize(reparameterize: Callable) -> None:
 
 def check_kl_standard_normal(kl_standard_normal: Callable) -> None:
     r"""``kl_standard_normal(mu, logvar)`` must return :math:`\mathrm{KL}(\mathcal N(\mu,\sigma^2)\,\|\,\mathcal N(0,I))`
-    per row, summed over the latent dimensions: shape ``(B,)``."""
+    per row, summed over the latent dimensions: shape ``(B,)``, with gradients to ``mu`` and ``logvar``."""
     mu, logvar, _ = _inputs(1)
+    mu.requires_grad_(True)
+    logvar.requires_grad_(True)
     out = call_answer(kl_standard_normal, mu, logvar)
     require(isinstance(out, torch.Tensor), f"return a tensor, got {type(out).__name__}.")
     ref = gaussian_kl(mu, logvar, dim=1)  # (4,)
@@ -59,16 +61,25 @@ def check_kl_standard_normal(kl_standard_normal: Callable) -> None:
         require(False, f"return one KL per example, shape {tuple(ref.shape)}: sum over the latent dimensions.")
     require(out.shape == ref.shape, f"expected shape {tuple(ref.shape)} (one KL per example), got {tuple(out.shape)}.")
     swapped = gaussian_kl(torch.zeros_like(mu), torch.zeros_like(logvar), mu, logvar, dim=1)
+    as_sigma = gaussian_kl(mu, 2 * torch.log(logvar.abs()), dim=1)  # logvar read as sigma
     wrong = {
+        "you read logvar as the standard deviation sigma: it is log sigma^2, so sigma^2 = exp(logvar)": as_sigma,
         "your KL has its arguments swapped: KL(q || p) takes the expectation under q = N(mu, sigma^2), "
         "the encoder, not under the prior": swapped,
         "the factor 1/2 is missing": 2 * ref,
         "you averaged over the latent dimensions; the KL of independent dimensions is their sum": ref / mu.shape[1],
         "the sign is flipped: a KL is never negative": -ref,
     }
-    for message, value in wrong.items():
-        require(not torch.allclose(out, value, atol=1e-4), message + ".")
-    require(torch.allclose(out, ref, atol=1e-4), "the KL differs from 0.5 * sum(mu^2 + sigma^2 - 1 - log sigma^2).")
+    with torch.no_grad():
+        for message, value in wrong.items():
+            require(not torch.allclose(out, value, atol=1e-4), message + ".")
+        require(torch.allclose(out, ref, atol=1e-4), "the KL differs from 0.5 * sum(mu^2 + sigma^2 - 1 - log sigma^2).")
+    require(out.requires_grad, "the KL carries no gradient (.item(), .detach(), numpy or torch.tensor(...)?): "
+            "the encoder is trained through it.")
+    g_mu, g_lv = torch.autograd.grad(out.sum(), (mu, logvar), allow_unused=True)
+    require(g_mu is not None and torch.allclose(g_mu, mu.detach(), atol=1e-5), "dKL/dmu must be mu: is mu detached?")
+    require(g_lv is not None and torch.allclose(g_lv, 0.5 * (logvar.detach().exp() - 1), atol=1e-5),
+            "dKL/dlogvar must be (exp(logvar) - 1) / 2: is logvar detached?")
     zero = call_answer(kl_standard_normal, torch.zeros(2, 3), torch.zeros(2, 3))
     require(torch.allclose(zero, torch.zeros(2), atol=1e-6), "KL(N(0, I) || N(0, I)) must be 0.")
     passed("the closed-form KL to N(0, I) matches course_lib.distributions.gaussian_kl.")

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from ..distributions import gaussian_kl, log_bernoulli
 from ..vae import kl_warmup
 from . import call_answer, passed, require
+from .ch07 import require_loss_like, vae_loss_inputs
 
 
 def check_kl_weight(kl_weight: Callable) -> None:
@@ -33,21 +35,27 @@ def check_kl_weight(kl_weight: Callable) -> None:
 
 def check_beta_vae_loss(beta_vae_loss: Callable) -> None:
     r"""``beta_vae_loss(x, logits, mu, logvar, beta)`` must return the batch mean of
-    :math:`-\log p(x\mid z) + \beta\,\mathrm{KL}(q\,\|\,p)` (Higgins et al., 2017)."""
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(5, 1, 28, 28, generator=g)
-    logits = torch.randn(5, 1, 28, 28, generator=g)
-    mu, logvar = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
+    :math:`-\log p(x\mid z) + \beta\,\mathrm{KL}(q\,\|\,p)` (Higgins et al., 2017), with the right
+    gradients, also for confident logits."""
+    x, logits, mu, logvar = vae_loss_inputs(1)
     rec = -log_bernoulli(x, logits, dim=(1, 2, 3))
     kl = gaussian_kl(mu, logvar, dim=1)
+    with torch.no_grad():
+        sigmoid_rec = F.binary_cross_entropy(torch.sigmoid(logits), x, reduction="none").sum((1, 2, 3))
     for beta in (4.0, 0.5):
         out = call_answer(beta_vae_loss, x, logits, mu, logvar, beta)
         require(isinstance(out, torch.Tensor) and out.numel() == 1, "return one number: the mean over the batch.")
         out = out.reshape(())
-        require(not torch.allclose(out, (beta * rec + kl).mean(), rtol=1e-4),
-                "beta multiplies the KL term, not the reconstruction term.")
-        require(not torch.allclose(out, (rec + kl).mean(), rtol=1e-4), "beta is ignored: weight the KL by beta.")
-        require(not torch.allclose(out, (rec + kl / beta).mean(), rtol=1e-4), "you divided the KL by beta; multiply.")
-        require(torch.allclose(out, (rec + beta * kl).mean(), rtol=1e-4),
-                f"expected {(rec + beta * kl).mean().item():.3f} for beta = {beta}, got {out.item():.3f}.")
-    passed("the beta-VAE loss: reconstruction + beta * KL, averaged over images.")
+        ref = (rec + beta * kl).mean()
+        with torch.no_grad():
+            require(not torch.allclose(out, (beta * rec + kl).mean(), rtol=1e-4),
+                    "beta multiplies the KL term, not the reconstruction term.")
+            require(not torch.allclose(out, (rec + kl).mean(), rtol=1e-4), "beta is ignored: weight the KL by beta.")
+            require(not torch.allclose(out, (rec + kl / beta).mean(), rtol=1e-4), "you divided the KL by beta; multiply.")
+            require(not torch.allclose(out, (sigmoid_rec + beta * kl).mean(), rtol=1e-4),
+                    "binary_cross_entropy(sigmoid(logits), x) is unstable for confident logits (sigmoid rounds "
+                    "to 0 or 1, torch clamps log(0) to -100): use F.binary_cross_entropy_with_logits.")
+            require(torch.allclose(out, ref, rtol=1e-4),
+                    f"expected {ref.item():.3f} for beta = {beta}, got {out.item():.3f}.")
+        require_loss_like(out, ref, {"logits": logits, "mu": mu, "logvar": logvar})
+    passed("the beta-VAE loss: reconstruction + beta * KL, averaged over images, gradients too.")
