@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,7 @@ def student_version(nb: NotebookNode) -> NotebookNode:
     nb.metadata.pop("jupytext", None)
     nb.metadata.setdefault("kernelspec", {}).setdefault("language", "python")
     nbformat.validator.normalize(nb)  # jupytext notebooks may lack cell ids
+    _cite_as_text(nb)  # no MyST renderer in a plain Jupyter or in nbgrader's feedback
     resources: dict = {}
     for pre in (CheckCellMetadata(), ClearSolutions(), ClearHiddenTests(), LockCells(), ClearOutput()):
         nb, resources = pre.preprocess(nb, resources)
@@ -139,15 +141,59 @@ def write_student_versions(sources: Iterable[str | Path], out_dir: str | Path) -
     return written
 
 
+_CITE_ROLE = re.compile(r"\{cite(?::(p|t))?\}`([^`]+)`")
+BIBLIOGRAPHY = Path(__file__).resolve().parents[1] / "book" / "references.bib"
+
+
+def _author_year(entry) -> tuple[str, str]:
+    people = entry.persons.get("author") or entry.persons.get("editor") or []
+    last = [" ".join(p.last_names) for p in people]
+    names = last[0] if len(last) == 1 else " & ".join(last) if len(last) == 2 else f"{last[0]} et al."
+    return names.replace("{", "").replace("}", ""), entry.fields.get("year", "n.d.")
+
+
+def cite_as_text(markdown: str, bib: str | Path = BIBLIOGRAPHY) -> str:
+    """Replace MyST citation roles by author-year text, as the book renders them.
+
+    ``{cite}`a,b``` becomes "(Goodfellow et al., 2014; Kingma & Welling, 2014)" and
+    ``{cite:t}`a``` becomes "Goodfellow et al. (2014)". JupyterLab without a MyST extension
+    and nbgrader's feedback pages show the raw roles otherwise. Unknown keys stay as roles.
+    """
+    if "{cite" not in markdown or not Path(bib).is_file():
+        return markdown
+    from pybtex.database import parse_file
+
+    entries = parse_file(str(bib)).entries
+
+    def replace(match: re.Match) -> str:
+        keys = [k.strip() for k in match.group(2).split(",")]
+        if not all(k in entries for k in keys):
+            return match.group(0)
+        refs = [_author_year(entries[k]) for k in keys]
+        if match.group(1) == "t":
+            return "; ".join(f"{names} ({year})" for names, year in refs)
+        return "(" + "; ".join(f"{names}, {year}" for names, year in refs) + ")"
+
+    return _CITE_ROLE.sub(replace, markdown)
+
+
+def _cite_as_text(nb: NotebookNode) -> None:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = cite_as_text(cell.source)
+
+
 def instructor_version(nb: NotebookNode) -> NotebookNode:
     """A plain ``.ipynb`` copy of ``nb`` with its solutions, for nbgrader's ``source/``:
-    outputs cleared, jupytext pairing metadata dropped, nbgrader metadata validated."""
+    outputs cleared, jupytext pairing metadata dropped, citations as author-year text
+    (:func:`cite_as_text`), nbgrader metadata validated."""
     from nbgrader.preprocessors import CheckCellMetadata, ClearOutput
 
     nb = copy.deepcopy(nb)
     nb.metadata.pop("jupytext", None)
     nb.metadata.setdefault("kernelspec", {}).setdefault("language", "python")
     nbformat.validator.normalize(nb)
+    _cite_as_text(nb)
     resources: dict = {}
     for pre in (CheckCellMetadata(), ClearOutput()):
         nb, resources = pre.preprocess(nb, resources)

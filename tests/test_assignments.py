@@ -119,3 +119,28 @@ def test_duplicate_grade_ids_are_rejected():
     check = _cell("assert x == 1", grade=True, locked=True, points=1, grade_id="x-ex1")
     with pytest.raises(Exception, match="(?i)validate|duplicate"):
         A.student_version(_notebook(sol, check))
+
+
+def test_citations_become_author_year_text():
+    from course_lib.assignments import cite_as_text
+
+    text = "the game {cite}`goodfellow2014gan`; {cite:t}`kingma2014vae` and {cite}`goodfellow2014gan,burda2016iwae`"
+    assert cite_as_text(text) == (
+        "the game (Goodfellow et al., 2014); Kingma & Welling (2014) and "
+        "(Goodfellow et al., 2014; Burda et al., 2016)"
+    )
+    assert cite_as_text("{cite}`no-such-key`") == "{cite}`no-such-key`"
+
+
+def test_handed_out_notebooks_show_no_raw_citation_roles():
+    """JupyterLab without a MyST renderer and nbgrader's feedback pages would print the roles."""
+    import re
+
+    from course_lib.assignments import instructor_version, read_notebook, student_version
+
+    nb = read_notebook(ROOT / "notebooks" / "ch02_gan_theory.py")
+    assert any("{cite" in c.source for c in nb.cells if c.cell_type == "markdown")
+    for version in (student_version(nb), instructor_version(nb)):
+        text = "\n".join(c.source for c in version.cells if c.cell_type == "markdown")
+        assert not re.search(r"\{cite(:[pt])?\}`", text)
+        assert "Goodfellow et al., 2014" in text
