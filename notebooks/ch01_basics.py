@@ -196,7 +196,7 @@ ax.axvline(MU_DATA, color="grey", lw=0.8)
 ax.set_xlabel("model mean μ")
 ax.set_ylabel("nats")
 ax.legend(fontsize=8)
-ax.set_title("Average NLL is the KL from the data plus a constant")
+ax.set_title("Average NLL is the KL from the data plus a constant");
 # %% [markdown]
 # **The Gaussian MLE.** For $p_\theta = \mathcal N(\mu, \sigma^2)$ the log-likelihood is
 # $\ell(\mu,\sigma^2) = -\frac N2 \log(2\pi\sigma^2) - \sum_i \frac{(x_i-\mu)^2}{2\sigma^2}$. Setting
@@ -238,7 +238,7 @@ print(f"closed form: mu={mu_hat:.4f}, var={lv_hat.exp():.4f}")
 print(f"Adam:        mu={theta[0]:.4f}, var={theta[1].exp():.4f}")
 assert torch.allclose(theta.detach(), torch.stack([mu_hat, lv_hat]), atol=1e-2)
 assert history["nll"][-1] < history["nll"][0] - 0.1, "the NLL fell"
-viz.plot_history(history, ["nll"]).set_title("Average NLL during gradient descent")
+viz.plot_history(history, ["nll"]).set_title("Average NLL during gradient descent");
 # %% [markdown]
 # **How far is the MLE from the truth?** The KL from $p_\text{data}$ to the fitted Gaussian
 # shrinks as the sample grows. Write $\hat\mu = \mu + \sigma a/\sqrt N$ and
@@ -478,7 +478,7 @@ for start, (mu_r, lv_r) in reverse.items():
 ax.set_xlabel("x")
 ax.set_ylabel("density")
 ax.legend(fontsize=8, loc="upper left")
-ax.set_title("One Gaussian fitted to two modes")
+ax.set_title("One Gaussian fitted to two modes");
 # %% [markdown]
 # Maximum likelihood is the forward direction, $\mathrm{KL}(p_\text{data}\,\|\,p_\theta)$: models trained
 # by likelihood (VAEs, chapter 6) tend to cover every mode and spread mass between them, which is one
@@ -616,7 +616,7 @@ fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
 viz.plot_samples_2d(train, data.toy_centres("ring"), ax=axes[0], title="training data")
 viz.plot_samples_2d(
     torch.from_numpy(gmm_samples), ax=axes[1], title="samples of the fitted mixture"
-)
+);
 # %%
 lim = 1.35
 g1 = torch.linspace(-lim, lim, 121)
@@ -637,7 +637,7 @@ for ax, (title, field) in zip(axes, fields.items()):
         image, origin="lower", extent=(-lim, lim, -lim, lim), vmin=-10, vmax=top
     )
     ax.set_title(title)
-fig.colorbar(shown, ax=axes, shrink=0.8, label="log-density (nats)")
+fig.colorbar(shown, ax=axes, shrink=0.8, label="log-density (nats)");
 
 # %% [markdown]
 # ## Summary

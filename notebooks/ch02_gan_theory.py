@@ -136,7 +136,7 @@ axes[0].legend()
 axes[1].plot(grid, d_star, "k", lw=3, alpha=0.4, label=r"analytic $D^*$")
 axes[1].plot(grid, d_net, "r--", label="trained discriminator")
 axes[1].set_title(f"max error {err:.3f}")
-axes[1].legend()
+axes[1].legend();
 # %% [markdown]
 # ## 2. The value at the optimum and the Jensen–Shannon divergence
 #
@@ -269,7 +269,7 @@ axes[1].semilogy(
 )
 axes[1].set_xlabel(r"$\mu_g$ (data mean 0)")
 axes[1].set_title(r"generator gradient under a frozen $D^*$")
-axes[1].legend(fontsize=8)
+axes[1].legend(fontsize=8);
 # %% [markdown]
 # Both gradients are positive for $\mu_g > 0$: a gradient step moves $\mu_g$ towards the data.
 # The cell below prints their values at $\mu_g = 10$ and checks the envelope theorem (the
@@ -551,7 +551,7 @@ ax.hist(
     histtype="step",
     label=r"$G(z) = F^{-1}(\Phi(z))$",
 )
-ax.legend(fontsize=8)
+ax.legend(fontsize=8);
 # %% [markdown]
 # **The discriminator.** $D^*$ has the logit $l^* = \log p_\text{data} - \log p_g$. For two Gaussians
 # with different variances, as in section 1,
@@ -613,7 +613,7 @@ ax.plot(grid, d_star, "k", lw=3, alpha=0.4, label=r"$D^*$")
 ax.plot(grid, d_quad, "g--", label="best quadratic logit")
 ax.plot(grid, d_lin, "r", label=r"best linear logit $\sigma(wx + b)$")
 ax.set_xlabel("x")
-ax.legend(fontsize=8)
+ax.legend(fontsize=8);
 # %% [markdown]
 # ## 5. The Dirac-GAN: gradient descent circles the equilibrium
 #

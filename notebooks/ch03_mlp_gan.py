@@ -156,7 +156,7 @@ axes[1].plot(train.smooth(h["d_real"]), label=r"$D(x)$")
 axes[1].plot(train.smooth(h["d_fake"]), label=r"$D(G(z))$")
 axes[1].axhline(0.5, ls=":", c="k")
 axes[1].legend()
-axes[1].set_xlabel("step")
+axes[1].set_xlabel("step");
 # %% [markdown]
 # A healthy run: $D(x)$ stays above $D(G(z))$ (the discriminator keeps an edge) but neither
 # saturates at 0 or 1, and $\mathcal L_D$ hovers below $\log 4 \approx 1.39$, its value at the
