@@ -29,7 +29,20 @@ def check_slerp(fn: Callable) -> None:
         if torch.allclose(got, ref, atol=1e-4):
             continue
         t = torch.linspace(0, 1, n)[:, None]
+        require(bool(torch.isfinite(got).all()), f"{name} returned nan or inf: normalise z0 and z1 before "
+                "arccos (cos Ω = z0·z1 / (|z0| |z1|) must lie in [-1, 1]).")
+        omega = torch.arccos((z0 / z0.norm()) @ (z1 / z1.norm()))
+        raw = torch.arccos((z0 @ z1).clamp(-1, 1))  # the angle without normalising
+        line = (1 - t) * z0 + t * z1
+        nlerp = line / line.norm(dim=1, keepdim=True) * ((1 - t) * z0.norm() + t * z1.norm())
         mistakes = [
+            (nlerp, "That is the straight line rescaled to the interpolated norm (nlerp): the norms are "
+             "right, but the codes do not follow the great circle at constant speed. Use the "
+             "sin((1-t)Ω)/sin Ω and sin(tΩ)/sin Ω weights."),
+            (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1, "You forgot to divide by sin Ω: "
+             "the weights are sin((1-t)Ω)/sin Ω and sin(tΩ)/sin Ω."),
+            ((torch.sin((1 - t) * raw) * z0 + torch.sin(t * raw) * z1) / torch.sin(raw), "Your angle is "
+             "arccos(z0·z1): divide the dot product by |z0| |z1| first, cos Ω = z0·z1 / (|z0| |z1|)."),
             ((1 - t) * z0 + t * z1, "That is the straight line (lerp). Its middle codes have a smaller norm "
              "than typical Gaussian codes; use the spherical interpolation with sin((1-t)Ω)/sin Ω weights."),
             (interpolate_latents(z0 / z0.norm(), z1 / z1.norm(), n), "You interpolated the unit vectors: "
