@@ -15,6 +15,8 @@ Modules (chapter in brackets):
     metrics -- FID, KID, IS, precision/recall, mode coverage, discriminator ROC/AUC [5, 9]
     gan     -- GAN losses from logits, MLP/DCGAN/conditional models, the correct step, trainer [2-4]
     gan_bugs -- the classic broken GAN training steps, kept to show how they fail [3]
+    gan_theory -- 1-D analytic GAN results (D*, generator gradients, thm 2.5 of Arjovsky & Bottou), Dirac-GAN [2]
+    gan_latent -- latent interpolation paths scored on the real-digit manifold [4]
     vae     -- VAEs: encoders/decoders, ELBO, IWAE bound, beta-VAE, CVAE, KL warm-up, free bits [6-8]
     vae_nets -- the VAEs' encoders and decoders: MLP, conv, residual, row-GRU (re-exported by vae) [6-8]
     vae_train -- VAE training step and loop, KL warm-up, test metrics in nats (re-exported by vae) [7-8]

@@ -94,9 +94,10 @@ show_source(gan.gan_step)
 # time budget), records $\mathcal L_D$, $\mathcal L_G$, $D(x)$ and $D(G(z))$ at every step, and keeps
 # sample grids from fixed latent codes. We use Adam with $\beta_1 = 0.5$, batches of 32 and a
 # learning rate of $2 \times 10^{-3}$, ten times the usual $2 \times 10^{-4}$: with budgets of
-# seconds it learns much faster per unit of compute. It is not a setting for long runs: in
-# `benchmarks/bench_gan.py` this MLP GAN reached its best FID after about a minute and got
-# *worse* with more time, so full mode stops at 3,000 steps.
+# seconds it learns much faster per unit of compute (`benchmarks/bench_gan.py --extra lr2e-4`
+# prints the comparison). It is not a setting for long runs: `benchmarks/bench_gan.py` prints
+# this MLP GAN's FID at 60, 120 and 300 s, and it stops improving early, so full mode stops at
+# 3,000 steps.
 
 # %%
 LR, BATCH = 2e-3, 32
