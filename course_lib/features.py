@@ -28,7 +28,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +35,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import load_checkpoint, save_checkpoint
+from .utils import atomic_write, load_checkpoint, save_checkpoint
+from .validate import check_images
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 MNIST_CLASSIFIER_WEIGHTS = ASSETS / "mnist_classifier.pt"
 MNIST_CLASSIFIER_CARD = ASSETS / "mnist_classifier.json"
 RETRAIN_HINT = "python tools/train_mnist_classifier.py  (its training card records how long it took)"
+# The SHA-256 of the shipped weights lives here, in the code, and not only in the card beside
+# the file: whoever can replace the weights can edit the card too (torchvision pins its hashes
+# in the source the same way). Retraining the shipped weights on purpose means updating it.
+MNIST_CLASSIFIER_SHA256 = "f05a4625bcb4438621d2d74aa204050116a9cc0e115088d3b0da6a519b45a818"
 
 INCEPTION_WEIGHTS_NAME = "inception_v3_google-0cc3c7bd.pth"
 INCEPTION_WEIGHTS_URL = f"https://download.pytorch.org/models/{INCEPTION_WEIGHTS_NAME}"
@@ -73,11 +77,12 @@ class MNISTClassifier(nn.Module):
 
     @staticmethod
     def _check(x: torch.Tensor) -> torch.Tensor:
+        """The batch as float32 after checking its shape, dtype and range ([0, 1], as trained)."""
         if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
             raise ValueError(
                 f"the MNIST classifier takes images (B, 1, 28, 28) in [0, 1]; got shape {tuple(x.shape)}"
             )
-        return x.float()
+        return check_images(x, "the MNIST classifier's input").float()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate activations (B, 128): the feature space of FID/KID/PR on MNIST."""
@@ -170,27 +175,23 @@ def save_mnist_classifier(model: MNISTClassifier, path: str | os.PathLike = MNIS
     save_checkpoint(path, {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
     info = {"file": path.name, "sha256": _sha256(path), **(card or {})}
     card_path = path.with_suffix(".json")
-    fd, tmp = tempfile.mkstemp(prefix=card_path.name + ".", suffix=".tmp", dir=card_path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(info, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, card_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(card_path, lambda f: f.write((json.dumps(info, indent=2) + "\n").encode()))
     return path
 
 
 def load_mnist_classifier(path: str | os.PathLike | None = None) -> MNISTClassifier:
     """The course's trained MNIST classifier, in eval mode on the CPU (chapter 9).
 
-    Verifies the file's SHA-256 against the card ``<path>.json`` written with it,
-    then loads with ``weights_only=True`` (:func:`course_lib.utils.load_checkpoint`).
+    The shipped weights (``path=None``) must have the SHA-256 pinned in this module,
+    :data:`MNIST_CLASSIFIER_SHA256`, and the one in their card: the card sits beside the
+    file it guards, so it alone cannot tell a replaced file from the original. A file of
+    your own (``path=``) is checked against the card ``<path>.json`` written with it. Then
+    the weights load with ``weights_only=True`` (:func:`course_lib.utils.load_checkpoint`).
     Test accuracy on the embedded 1,000-digit split is recorded in the card.
-    A missing or damaged file raises an error saying how to restore it.
+    A missing, damaged or modified file raises an error saying how to restore it.
     """
-    path = MNIST_CLASSIFIER_WEIGHTS if path is None else Path(path)
+    shipped = path is None or Path(path).resolve() == Path(MNIST_CLASSIFIER_WEIGHTS).resolve()
+    path = Path(MNIST_CLASSIFIER_WEIGHTS) if path is None else Path(path)
     card_path = path.with_suffix(".json")
     if not path.is_file() or not card_path.is_file():
         missing = path if not path.is_file() else card_path
@@ -203,6 +204,15 @@ def load_mnist_classifier(path: str | os.PathLike | None = None) -> MNISTClassif
     except (ValueError, KeyError) as err:
         raise RuntimeError(f"{card_path} is not a valid classifier card ({err}); retrain with `{RETRAIN_HINT}`.") from err
     actual = _sha256(path)
+    if shipped and actual != MNIST_CLASSIFIER_SHA256:
+        raise RuntimeError(
+            f"The shipped classifier {path} was modified: its SHA-256 is {actual[:16]}..., but "
+            f"course_lib/features.py pins {MNIST_CLASSIFIER_SHA256[:16]}... (MNIST_CLASSIFIER_SHA256)"
+            + (" and its card was edited to match" if expected == actual else "")
+            + f". Restore both files from git (git checkout -- course_lib/assets/{path.stem}.*) or "
+            f"reinstall course_lib. If you retrained the weights on purpose (`{RETRAIN_HINT}`), set "
+            f"MNIST_CLASSIFIER_SHA256 to {actual} and commit it with the new card."
+        )
     if actual != expected:
         raise RuntimeError(
             f"Checksum mismatch for {path}: SHA-256 {actual[:16]}..., expected {expected[:16]}... "
@@ -247,7 +257,7 @@ class InceptionFeatures(nn.Module):
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] not in (1, 3):
             raise ValueError(f"Inception takes images (B, 1|3, H, W) in [0, 1]; got shape {tuple(x.shape)}")
-        x = x.float()
+        x = check_images(x, "Inception's input", channels=(1, 3)).float()
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)  # (B, 3, H, W)
         x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
@@ -312,17 +322,14 @@ def extract(
     * ``output="probs"`` (N, K): ``softmax(extractor(x))``, the p(y | x) of the
       Inception Score.
 
-    The extractor is put in eval mode for the call and restored afterwards.
+    The extractor is put in eval mode for the call and restored afterwards. ``images``
+    must follow the course's convention, floats in [0, 1] (checked by
+    :func:`course_lib.validate.check_images`): a network fed 0..255 or [-1, 1] images
+    gives features that are silently wrong.
     """
     if output not in OUTPUTS:
         raise ValueError(f"output={output!r}; choose one of {OUTPUTS}")
-    images = torch.as_tensor(images)
-    if images.ndim != 4:
-        raise ValueError(f"images must be (N, C, H, W); got shape {tuple(images.shape)}")
-    if len(images) == 0:
-        raise ValueError("no images to extract features from")
-    if not torch.isfinite(images).all():
-        raise ValueError("images contain NaN or inf; check the generator that produced them")
+    images = check_images(images, "images")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     fn = extractor.features if output == "features" and hasattr(extractor, "features") else extractor
