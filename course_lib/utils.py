@@ -5,13 +5,17 @@ Defined in chapter 0 (setup) and used by every chapter.
 
 from __future__ import annotations
 
+import glob
 import os
 import random
+import secrets
+import socket
 import sys
-import tempfile
-from collections.abc import Iterable
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 import torch
@@ -130,23 +134,126 @@ def progress(iterable: Iterable[T] | None = None, **kwargs: Any):
     return tqdm(iterable, **kwargs)
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """Save ``state`` (tensors, numbers, strings, lists, dicts) atomically.
+_TMP_SUFFIX = ".partial"  # "<name>.<host>.<pid>.<random>.partial": a save in progress or killed
+_STALE_SECONDS = 24 * 3600  # a temporary this old is dead whoever wrote it (e.g. another host)
 
-    The file is written beside ``path`` under a temporary name and renamed
-    into place, so an interrupted save never leaves a half-written checkpoint.
+
+def _tmp_prefix(path: Path) -> str:
+    host = "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname()) or "host"
+    return f"{path.name}.{host}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # exists, owned by someone else
+        return True
+    return True
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete temporaries of ``path`` left by saves that were killed (their process is gone).
+
+    A temporary of a live process on this host is left alone (it may be writing right now);
+    one from another host is removed only once it is a day old.
+    """
+    prefix = _tmp_prefix(path)
+    for tmp in path.parent.glob(f"{glob.escape(path.name)}.*{_TMP_SUFFIX}"):
+        try:
+            if tmp.name.startswith(prefix):
+                pid = int(tmp.name[len(prefix):].split(".", 1)[0])
+                stale = pid != os.getpid() and not _pid_alive(pid)
+            else:
+                stale = time.time() - tmp.stat().st_mtime > _STALE_SECONDS
+            if stale:
+                tmp.unlink(missing_ok=True)
+        except (ValueError, OSError):  # not one of ours, or already gone
+            continue
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
+    """Write a file all at once: ``write(f)`` fills a temporary beside ``path``, renamed over it.
+
+    Readers see the old file or the new one, never half of one. The temporary is named
+    ``<name>.<host>.<pid>.<random>.partial``, is removed on any exception (Ctrl-C included),
+    and one left by a killed process is removed by the next write to the same ``path``.
+    The file gets the permissions ``open()`` would give (0o666 minus the umask), so other
+    users of a shared course folder can read it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    _remove_stale_temporaries(path)
+    tmp = path.parent / f"{_tmp_prefix(path)}{os.getpid()}.{secrets.token_hex(4)}{_TMP_SUFFIX}"
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the rename makes it visible
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+_SCALARS = (str, int, float, bool, complex, bytes, bytearray, type(None), torch.dtype, torch.device)
+
+
+def _unloadable(value: Any, where: str) -> str | None:
+    """Where (``state['a'][0]``) ``value`` holds something ``torch.load(weights_only=True)`` refuses.
+
+    The allowed types are those of torch's weights-only unpickler: tensors (and parameters),
+    ``torch.Size``, dtypes, devices, numbers, strings, bytes, None, and lists, tuples, sets,
+    dicts and OrderedDicts of them. Types are compared exactly: a NumPy float64 is a
+    ``float`` subclass, but is pickled as a NumPy object that loading refuses.
+    """
+    kind = type(value)
+    if kind in (torch.Tensor, torch.nn.Parameter) or kind in _SCALARS or kind is torch.Size:
+        return None
+    if kind in (list, tuple, set):
+        for i, item in enumerate(value):
+            found = _unloadable(item, f"{where}[{i}]" if kind is not set else f"{where} (an item of the set)")
+            if found:
+                return found
+        return None
+    if kind in (dict, OrderedDict):
+        for key, item in value.items():
+            found = _unloadable(key, f"{where} (the key {key!r})") or _unloadable(item, f"{where}[{key!r}]")
+            if found:
+                return found
+        return None
+    return f"{where} is a {kind.__module__}.{kind.__qualname__}"
+
+
+def _conversion_hint(message: str) -> str:
+    if "numpy" in message:
+        return ("convert with torch.as_tensor(x) (arrays) or float(x) / int(x) (NumPy scalars)"
+                " before saving")
+    return ("store only tensors, numbers, strings, lists, tuples, sets and dicts: e.g. obj.state_dict(), "
+            "dataclasses.asdict(obj), str(path), or tuple(...) for a NamedTuple")
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Save ``state`` (tensors, numbers, strings, lists, tuples, sets, dicts) atomically.
+
+    The state is checked first against what :func:`load_checkpoint` (``weights_only=True``)
+    can read back, so a checkpoint that could never be loaded is refused with an error
+    naming the key (e.g. ``state['opt']['mean'] is a numpy.ndarray``) before any file is
+    written. The file is written by :func:`atomic_write`: an interrupted save never
+    leaves a half-written checkpoint, and the file is readable as ``open()`` would make it.
+    """
+    if not isinstance(state, dict):
+        raise TypeError(f"save_checkpoint takes a dict of state; got {type(state).__name__}.")
+    found = _unloadable(state, "state")
+    if found:
+        raise TypeError(
+            f"Cannot save a checkpoint to {path}: {found}, which load_checkpoint (weights_only=True) "
+            f"refuses; {_conversion_hint(found)}."
+        )
+    return atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
