@@ -9,6 +9,7 @@ numbers to record.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
@@ -44,6 +45,41 @@ def minibatches(
         epoch += 1
 
 
+def validate_budget(
+    steps: int | None = None, epochs: float | None = None, seconds: float | None = None
+) -> None:
+    """Check training budgets before a loop starts; raise :class:`ValueError` naming the bad one.
+
+    At least one must be given. ``steps`` is a positive integer (``2.5`` or ``True`` are
+    refused, not rounded); ``epochs`` and ``seconds`` are finite positive numbers. A NaN
+    budget would otherwise never compare as spent (the loop runs forever), and zero or
+    negative ones would silently run zero or one step. Trainers with their own loop
+    call this too, so every loop of the course agrees on what a budget is.
+    """
+    if steps is None and epochs is None and seconds is None:
+        raise ValueError("give a budget: epochs=, steps= or seconds=")
+    if steps is not None:
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+            raise ValueError(
+                f"steps={steps!r} must be a whole number of optimiser steps (an int >= 1); "
+                "for a fraction of the data use epochs=."
+            )
+        if steps < 1:
+            raise ValueError(f"steps={steps} must be >= 1; give a positive number of steps.")
+    for name, value in (("epochs", epochs), ("seconds", seconds)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"{name}={value!r} must be a number > 0.")
+        if not math.isfinite(value):
+            raise ValueError(
+                f"{name}={value} is not a finite budget; a NaN or inf budget never runs out. "
+                f"Give a finite {name} > 0, or leave {name}=None and use another budget."
+            )
+        if value <= 0:
+            raise ValueError(f"{name}={value} must be > 0; give a positive budget.")
+
+
 def fit(
     step: Callable[[Batch], Mapping[str, float]],
     tensors: Sequence[torch.Tensor] | torch.Tensor,
@@ -62,15 +98,15 @@ def fit(
     """Run ``step(batch)`` on shuffled minibatches until the first budget runs out.
 
     Budgets: ``epochs`` (may be fractional), ``steps`` or wall-time ``seconds``;
-    give at least one. ``step`` returns ``{name: float}``; the values are
+    give at least one; :func:`validate_budget` refuses NaN, infinite, zero, negative and
+    fractional-step budgets. ``step`` returns ``{name: float}``; the values are
     appended to ``history`` with ``"step"``, ``"epoch"`` and ``"time"`` columns.
     Pass an existing ``history`` to continue it (e.g. after loading a checkpoint).
     A NaN or inf value stops training with :class:`FloatingPointError` naming
     the step and the quantity. ``callback(step, history)`` runs every
     ``callback_every`` steps (e.g. to store a sample grid).
     """
-    if epochs is None and steps is None and seconds is None:
-        raise ValueError("give a budget: epochs=, steps= or seconds=")
+    validate_budget(steps=steps, epochs=epochs, seconds=seconds)
     if isinstance(tensors, torch.Tensor):
         tensors = (tensors,)
     n = len(tensors[0])
