@@ -120,13 +120,82 @@ def _remove_new_dirs(root: Path, before: set[Path], missing_root: list[Path]) ->
             folder.rmdir()
 
 
+# --- IDX files (MNIST, FashionMNIST) -------------------------------------------------------
+
+IDX_UINT8 = 0x08  # the type byte of the MNIST files; torchvision reads only uint8 images and labels
+_IDX_FOLDERS = {"MNIST", "FashionMNIST"}
+_REFETCH = "Delete it and copy or download it again (the four files of one MNIST release belong together)."
+
+
+def read_idx_header(path: str | os.PathLike, ndim: int) -> tuple[int, ...]:
+    """The dimensions of an uncompressed uint8 IDX file, after checking it is whole.
+
+    The IDX format (LeCun et al., MNIST) is a 4-byte big-endian magic number
+    ``0x0000 TT DD`` (type TT = 0x08 for uint8, DD dimensions), DD big-endian
+    uint32 sizes, then the values. The magic number, the header length and the
+    file size (header + product of the sizes) are checked, so a truncated copy,
+    an over-long file or a file of another kind raises :class:`ValueError` naming
+    ``path``, instead of torchvision's bare ``AssertionError`` or a reshape error.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    header = 4 + 4 * ndim
+    with open(path, "rb") as f:
+        head = f.read(header)
+    want_magic = IDX_UINT8 << 8 | ndim
+    if len(head) < 4:
+        raise ValueError(f"{path} is truncated: {size} bytes, shorter than the 4-byte IDX magic number. {_REFETCH}")
+    magic = int.from_bytes(head[:4], "big")
+    if magic != want_magic:
+        raise ValueError(
+            f"{path} is not a uint8 IDX file with {ndim} dimension(s): magic number 0x{magic:08x}, "
+            f"expected 0x{want_magic:08x}. Is it compressed (gunzip it) or another file renamed? {_REFETCH}"
+        )
+    if len(head) < header:
+        raise ValueError(f"{path} is truncated: {size} bytes, shorter than its {header}-byte IDX header. {_REFETCH}")
+    dims = tuple(int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + math.prod(dims)
+    shape = " x ".join(str(d) for d in dims)
+    if size < expected:
+        raise ValueError(
+            f"{path} is truncated: its header promises {shape} uint8 values, {expected} bytes in all, "
+            f"but the file has {size} bytes (a download or copy was cut short). {_REFETCH}"
+        )
+    if size > expected:
+        raise ValueError(
+            f"{path} has {size - expected} bytes more than the {expected} bytes its header describes "
+            f"({shape} uint8 values): the header and the data do not belong together. {_REFETCH}"
+        )
+    return dims
+
+
+def _check_idx_split(raw: Path, train: bool) -> None:
+    """Check the image and label files of one split in a torchvision ``raw`` folder, if both are there.
+
+    Images (n, h, w) and labels (n,) must be whole and agree on n; otherwise a
+    missing or damaged file would surface as "no files" or as an IndexError later.
+    """
+    prefix = "train" if train else "t10k"
+    images, labels = raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
+    if not (images.is_file() and labels.is_file()):
+        return  # torchvision reports missing files (and downloads them when asked)
+    n_images = read_idx_header(images, 3)[0]
+    n_labels = read_idx_header(labels, 1)[0]
+    if n_images != n_labels:
+        raise ValueError(
+            f"{images} holds {n_images} images but {labels} holds {n_labels} labels; each image needs "
+            f"one label. The two files come from different releases or one was cut: {_REFETCH}"
+        )
+
+
 def load_torchvision(
     name: str, split: str = "train", root: str | os.PathLike | None = None, download: bool = False
 ) -> Dataset:
     """A real torchvision dataset (``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``) as tensors in [0, 1].
 
     ``root`` must hold the torchvision layout (e.g. ``root/MNIST/raw/*-ubyte``),
-    unless ``download=True`` and a network is available. A failed download
+    unless ``download=True`` and a network is available. MNIST and FashionMNIST
+    files are checked first (:func:`read_idx_header`; labels must match images). A failed download
     raises an error naming the embedded alternative and removes the folders
     and partial files it created.
     """
@@ -144,6 +213,8 @@ def load_torchvision(
             f"{cls.__name__} files, or download=True with a network."
             + (" For MNIST, load_mnist() with no root serves the embedded 5,000 digits offline." if name == "mnist" else "")
         )
+    if cls.__name__ in _IDX_FOLDERS:
+        _check_idx_split(root / cls.__name__ / "raw", train)
     missing_root = _missing_dirs(root)
     before = set(root.rglob("*")) if root.exists() else set()
     try:
