@@ -30,7 +30,12 @@ def _as_float64(x: ArrayLike, name: str) -> np.ndarray:
 
 def _features(x: ArrayLike, name: str, extractor: Any = None, batch_size: int = 500,
              min_n: int = 1) -> np.ndarray:
-    """Features (n, d) as float64: ``x`` itself, or ``extract(extractor, x)`` if an extractor is given."""
+    """Features (n, d) as float64: ``x`` itself, or ``extract(extractor, x)`` if an extractor is given.
+
+    At least ``min_n`` samples and one feature dimension: an empty array would reach NumPy's
+    reductions and give a zero-size error or NaN instead of a message. Images given with an
+    extractor are checked by :func:`course_lib.features.extract` (floats in [0, 1]).
+    """
     if extractor is not None:
         from ..features import extract
 
@@ -41,6 +46,11 @@ def _features(x: ArrayLike, name: str, extractor: Any = None, batch_size: int = 
         raise ValueError(f"{name} must be features of shape (n, d); got shape {arr.shape}{hint}")
     if len(arr) < min_n:
         raise ValueError(f"{name} has {len(arr)} sample(s); this metric needs at least {min_n}.")
+    if arr.shape[1] == 0:
+        raise ValueError(
+            f"{name} has 0 feature dimensions (shape {arr.shape}): there is nothing to compare. "
+            "Check the extractor's output or how the features were sliced."
+        )
     return arr
 
 

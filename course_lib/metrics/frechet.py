@@ -25,6 +25,8 @@ def _vector(mu: ArrayLike, name: str) -> np.ndarray:
     mu = _as_float64(mu, name)
     if mu.ndim != 1:
         raise ValueError(f"{name} must be a vector (d,); got shape {mu.shape}")
+    if mu.size == 0:
+        raise ValueError(f"{name} is empty (0 feature dimensions); pass the mean of real features.")
     return mu
 
 

@@ -29,6 +29,10 @@ def inception_score(
     p = _as_float64(probs, "probs")
     if p.ndim != 2:
         raise ValueError(f"probs must be (N, K) class probabilities; got shape {p.shape}")
+    if p.shape[0] == 0:
+        raise ValueError(f"probs has no samples (shape {p.shape}); pass the probabilities of at least one image.")
+    if p.shape[1] == 0:
+        raise ValueError(f"probs has 0 classes (shape {p.shape}); pass softmax outputs over K >= 1 classes.")
     if p.min() < 0:
         raise ValueError("probs has negative entries; pass softmax probabilities, not logits.")
     sums = p.sum(1)
