@@ -1,0 +1,265 @@
+"""Bad inputs to the core modules fail early with an error that says what was found and what to do.
+
+Images outside the course's convention (float in [0, 1]), impossible training budgets,
+checkpoints that could not be loaded back, damaged IDX files, empty feature arrays and a
+tampered shipped classifier each get a clear error instead of a wrong number or a hang.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from course_lib import data, features, metrics, utils
+from course_lib.data import load_mnist
+from course_lib.train import fit
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return features.load_mnist_classifier()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_mnist("test").data[:120]  # (120, 1, 28, 28) float32 in [0, 1]
+
+
+# --- images: dtype and range -----------------------------------------------------------------
+
+
+def test_check_images_accepts_the_convention_and_names_the_fix():
+    from course_lib.validate import check_images
+
+    x = torch.rand(4, 1, 8, 8)
+    assert check_images(x) is x
+    assert check_images(x.numpy()).shape == (4, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"(?s)uint8 in 0\.\.255.*divide by 255"):
+        check_images((x * 255).to(torch.uint8))
+    with pytest.raises(ValueError, match=r"\[-1, 1\].*\(x \+ 1\) / 2"):
+        check_images(2 * x - 1)
+    with pytest.raises(ValueError, match=r"0\.\.255.*divide by 255"):
+        check_images(x * 255)
+    with pytest.raises(ValueError, match="NaN"):
+        check_images(x * float("nan"))
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\).*unsqueeze\(1\)"):
+        check_images(x[:, 0])
+    with pytest.raises(ValueError, match="3 channel"):
+        check_images(x, channels=3)
+    with pytest.raises(ValueError, match="no images"):
+        check_images(x[:0])
+    with pytest.raises(ValueError, match="fake"):
+        check_images(x - 5, name="fake")
+
+
+def test_fid_with_an_extractor_refuses_uint8_and_tanh_images(clf, digits):
+    real = digits[:60]
+    fake = digits[60:]
+    with pytest.raises(ValueError, match=r"(?s)uint8 in 0\.\.255.*divide by 255"):
+        metrics.fid((fake * 255).round().to(torch.uint8), real, extractor=clf)
+    with pytest.raises(ValueError, match=r"\(x \+ 1\) / 2"):
+        metrics.fid(2 * fake - 1, real, extractor=clf)
+
+
+def test_other_metrics_and_extractors_refuse_images_off_the_convention(clf, digits):
+    u8 = (digits * 255).round().to(torch.uint8)
+    tanh = 2 * digits - 1
+    with pytest.raises(ValueError, match="divide by 255"):
+        metrics.kid(u8, digits, subset_size=50, extractor=clf)
+    with pytest.raises(ValueError, match=r"\(x \+ 1\) / 2"):
+        metrics.precision_recall(tanh, digits, extractor=clf)
+    with pytest.raises(ValueError, match=r"\(x \+ 1\) / 2"):
+        metrics.density_coverage(digits, tanh, extractor=clf)
+    with pytest.raises(ValueError, match="divide by 255"):
+        metrics.inception_score(u8, splits=2, classifier=clf)
+    with pytest.raises(ValueError, match="divide by 255"):
+        features.extract(clf, u8)
+    with pytest.raises(ValueError, match=r"\(x \+ 1\) / 2"):
+        features.probabilities(clf, tanh)
+    with pytest.raises(ValueError, match=r"\(x \+ 1\) / 2"):
+        clf.features(tanh)
+    with pytest.raises(ValueError, match="divide by 255"):
+        clf(u8.float())
+
+    class _Net(nn.Module):  # the two attributes InceptionFeatures uses, at a fraction of the cost
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return x.mean((2, 3))
+
+    with pytest.raises(ValueError, match=r"\(x \+ 1\) / 2"):
+        features.InceptionFeatures(_Net()).features(tanh)
+
+
+# --- training budgets ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("budget", "name"),
+    [
+        ({"seconds": float("nan"), "steps": 40}, "seconds"),
+        ({"steps": -1}, "steps"),
+        ({"seconds": 0}, "seconds"),
+        ({"epochs": 0}, "epochs"),
+        ({"steps": 2.5}, "steps"),
+        ({"steps": True}, "steps"),
+        ({"epochs": float("inf")}, "epochs"),
+    ],
+)
+def test_fit_refuses_impossible_budgets(budget, name):
+    x = torch.zeros(100, 1)
+    with pytest.raises(ValueError, match=rf"^{name}="):
+        fit(lambda b: {"v": 1.0}, x, 10, **budget)
+    from course_lib.train import validate_budget
+
+    with pytest.raises(ValueError, match=rf"^{name}="):
+        validate_budget(**budget)
+
+
+def test_validate_budget_accepts_real_budgets():
+    from course_lib.train import validate_budget
+
+    validate_budget(steps=1)
+    validate_budget(steps=np.int64(3), epochs=0.5, seconds=2)
+    with pytest.raises(ValueError, match="give a budget"):
+        validate_budget()
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+
+
+def test_checkpoint_gets_the_umask_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = utils.save_checkpoint(tmp_path / "ck.pt", {"w": torch.ones(2)})
+        card = features.save_mnist_classifier(features.MNISTClassifier(), tmp_path / "clf.pt")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert card.with_suffix(".json").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_save_killed_mid_write_leaves_nothing_after_the_next_save(tmp_path):
+    path = tmp_path / "ck.pt"
+    script = textwrap.dedent(f"""
+        import os, signal, torch
+        from course_lib import utils
+
+        def dying_save(obj, f, *args, **kwargs):
+            f.write(b"half a checkpoint")
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        torch.save = dying_save
+        utils.save_checkpoint({str(path)!r}, {{"w": torch.ones(2)}})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    assert [p.name for p in tmp_path.iterdir()] != []  # the killed save left its temporary behind
+    utils.save_checkpoint(path, {"w": torch.zeros(2)})
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
+    assert torch.equal(utils.load_checkpoint(path)["w"], torch.zeros(2))
+
+
+def test_save_refuses_what_load_could_not_read(tmp_path):
+    path = tmp_path / "ck.pt"
+    with pytest.raises(TypeError, match=r"(?s)state\['mean'\].*ndarray.*torch\.as_tensor"):
+        utils.save_checkpoint(path, {"w": torch.ones(2), "mean": np.zeros(3)})
+    with pytest.raises(TypeError, match=r"state\['opt'\]\['lr'\]\[1\].*float64"):
+        utils.save_checkpoint(path, {"opt": {"lr": [1e-3, np.float64(2e-4)]}})
+    assert list(tmp_path.iterdir()) == []
+    state = {"w": nn.Parameter(torch.ones(2)), "shape": torch.Size([2]), "dtype": torch.float16,
+             "tags": {"a", "b"}, "pair": (1, "x"), "none": None, "raw": b"\x00", "c": 1j}
+    utils.save_checkpoint(path, state)
+    loaded = utils.load_checkpoint(path)
+    assert loaded["tags"] == {"a", "b"} and loaded["shape"] == torch.Size([2]) and loaded["c"] == 1j
+
+
+# --- IDX files of a torchvision MNIST folder -------------------------------------------------
+
+
+def _idx_folder(tmp_path, n_images=10, n_labels=10, image_bytes=None, image_magic=2051):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    pixels = np.zeros((n_images, 28, 28), np.uint8).tobytes()
+    for prefix in ("train", "t10k"):
+        body = pixels if image_bytes is None else image_bytes(pixels)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", image_magic, n_images, 28, 28) + body)
+        labels = (np.arange(n_labels) % 10).astype(np.uint8).tobytes()
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n_labels) + labels)
+    return raw
+
+
+def test_truncated_idx_file_is_named(tmp_path):
+    _idx_folder(tmp_path, image_bytes=lambda b: b[:-100])
+    with pytest.raises(ValueError, match=r"(?s)train-images-idx3-ubyte.*truncated.*7856 bytes.*7756"):
+        data.load_mnist("train", root=tmp_path)
+
+
+def test_over_long_idx_file_is_named(tmp_path):
+    _idx_folder(tmp_path, image_bytes=lambda b: b + b"\x00" * 5)
+    with pytest.raises(ValueError, match=r"(?s)t10k-images-idx3-ubyte.*5 bytes"):
+        data.load_mnist("test", root=tmp_path)
+
+
+def test_idx_file_with_bad_magic_is_named(tmp_path):
+    _idx_folder(tmp_path, image_magic=0x12345678)
+    with pytest.raises(ValueError, match=r"(?s)train-images-idx3-ubyte.*magic number 0x12345678.*0x00000803"):
+        data.load_mnist("train", root=tmp_path)
+
+
+def test_idx_labels_must_match_images(tmp_path):
+    _idx_folder(tmp_path, n_images=10, n_labels=7)
+    with pytest.raises(ValueError, match=r"(?s)10 images.*7 labels"):
+        data.load_mnist("train", root=tmp_path)
+
+
+# --- empty and zero-dimensional features -----------------------------------------------------
+
+
+def test_metrics_refuse_zero_dimensional_features():
+    a, b = np.zeros((50, 0)), np.zeros((50, 0))
+    for metric in (metrics.fid, lambda x, y: metrics.kid(x, y, subset_size=10), metrics.precision_recall,
+                   metrics.density_coverage):
+        with pytest.raises(ValueError, match=r"0 feature dimensions.*\(50, 0\)"):
+            metric(a, b)
+    with pytest.raises(ValueError, match="mu1 is empty"):
+        metrics.frechet_distance(np.zeros(0), np.zeros((0, 0)), np.zeros(0), np.zeros((0, 0)))
+
+
+def test_inception_score_refuses_empty_probabilities():
+    with pytest.raises(ValueError, match=r"no samples.*\(0, 10\)"):
+        metrics.inception_score(np.zeros((0, 10)))
+    with pytest.raises(ValueError, match=r"0 classes.*\(10, 0\)"):
+        metrics.inception_score(np.zeros((10, 0)), splits=1)
+
+
+# --- the shipped classifier ------------------------------------------------------------------
+
+
+def test_classifier_hash_is_pinned_in_the_source(tmp_path, monkeypatch):
+    weights = tmp_path / "mnist_classifier.pt"
+    shutil.copy(features.MNIST_CLASSIFIER_CARD, tmp_path / "mnist_classifier.json")
+    torch.manual_seed(1)
+    features.save_mnist_classifier(features.MNISTClassifier(), weights)  # new weights, card edited to match
+    monkeypatch.setattr(features, "MNIST_CLASSIFIER_WEIGHTS", weights)
+    monkeypatch.setattr(features, "MNIST_CLASSIFIER_CARD", weights.with_suffix(".json"))
+    with pytest.raises(RuntimeError, match=r"(?s)modified.*git checkout.*MNIST_CLASSIFIER_SHA256"):
+        features.load_mnist_classifier()
+    mine = features.save_mnist_classifier(features.MNISTClassifier(), tmp_path / "mine.pt")
+    assert not features.load_mnist_classifier(mine).training  # a user's own file: its card decides
