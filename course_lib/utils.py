@@ -144,6 +144,13 @@ def _tmp_prefix(path: Path) -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (signal 0 tests without sending anything).
+
+    On Windows ``os.kill(pid, 0)`` would send CTRL_C_EVENT, so there every process counts as
+    alive and only the age of a temporary decides.
+    """
+    if os.name == "nt":
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -162,11 +169,12 @@ def _remove_stale_temporaries(path: Path) -> None:
     prefix = _tmp_prefix(path)
     for tmp in path.parent.glob(f"{glob.escape(path.name)}.*{_TMP_SUFFIX}"):
         try:
+            old = time.time() - tmp.stat().st_mtime > _STALE_SECONDS
             if tmp.name.startswith(prefix):
                 pid = int(tmp.name[len(prefix):].split(".", 1)[0])
-                stale = pid != os.getpid() and not _pid_alive(pid)
+                stale = pid != os.getpid() and (old or not _pid_alive(pid))
             else:
-                stale = time.time() - tmp.stat().st_mtime > _STALE_SECONDS
+                stale = old
             if stale:
                 tmp.unlink(missing_ok=True)
         except (ValueError, OSError):  # not one of ours, or already gone
