@@ -305,8 +305,9 @@ def train_mnist_vae(
 
     vae.train()
     remaining = None if max_steps is None else max(0, max_steps - steps0)
-    if remaining != 0:
-        fit(step, x, cfg["batch_size"], seconds=max(0.0, seconds - elapsed0), steps=remaining, seed=seed + steps0,
+    # a resumed run whose time or steps are already spent only saves (fit refuses a zero budget)
+    if remaining != 0 and seconds - elapsed0 > 0:
+        fit(step, x, cfg["batch_size"], seconds=seconds - elapsed0, steps=remaining, seed=seed + steps0,
             history=history, callback=maybe_save, callback_every=50, desc=desc, device=device)
     vae.eval()
     save(True)
