@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 
 from ..distributions import gaussian_kl, log_normal_diag
-from ..likelihood import gaussian_mixture
+from ..likelihood import gaussian_mixture, gaussian_mle
 from . import CheckFailed, call_answer, passed, reproduces, require
 
 _DTYPE = torch.float64
@@ -66,6 +66,7 @@ def check_gaussian_kl(fn: Callable) -> None:
     passed("kl_two_gaussians matches the closed form, is 0 for equal Gaussians and is not symmetric.")
 
 
+@reproduces(gaussian_mle)
 def check_gaussian_mle(fn: Callable) -> None:
     r"""``fn(x)`` for 1-D data ``x`` ``(N,)`` must return ``(mu, var)``, the maximum-likelihood
     mean and variance of a Gaussian (the biased variance, dividing by N).
@@ -89,6 +90,7 @@ def check_gaussian_mle(fn: Callable) -> None:
     passed("gaussian_ml_estimate returns the sample mean and the maximum-likelihood (1/N) variance.")
 
 
+@reproduces(gaussian_mixture)
 def check_mixture_log_prob(fn: Callable) -> None:
     r"""``fn(x, weights, means, stds)`` must return ``log sum_k w_k N(x; mu_k, sigma_k^2)``,
     shape ``(N,)``, stably (finite far from every mode).
@@ -122,6 +124,7 @@ def check_mixture_log_prob(fn: Callable) -> None:
     passed("mixture_log_prob matches the mixture density and stays finite far from the modes.")
 
 
+@reproduces(gaussian_mixture)
 def check_mixture_moments(fn: Callable) -> None:
     r"""``fn(weights, means, stds)`` must return ``(mean, var)`` of the 1-D mixture
     ``sum_k w_k N(mu_k, sigma_k^2)``.

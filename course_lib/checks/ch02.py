@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..gan import d_loss, g_loss_nonsaturating, g_loss_saturating
-from . import CheckFailed, call_answer, passed, require
+from . import CheckFailed, call_answer, passed, reproduces, require
 
 
 def _scalar(value, name: str) -> torch.Tensor:
@@ -31,6 +31,7 @@ def _logits(seed: int, n: int = 64, scale: float = 3.0) -> torch.Tensor:
     return torch.randn(n, generator=torch.Generator().manual_seed(seed)) * scale
 
 
+@reproduces(d_loss)
 def check_d_loss(fn: Callable) -> None:
     r"""``fn(real_logits, fake_logits)`` must return :math:`-\mathbb E[\log D(x)] - \mathbb E[\log(1 - D(G(z)))]`.
 
@@ -89,6 +90,7 @@ def check_d_loss(fn: Callable) -> None:
     passed("discriminator loss from logits: -E[log D(x)] - E[log(1 - D(G(z)))], stable at any logit")
 
 
+@reproduces(g_loss_nonsaturating)
 def check_g_loss_nonsaturating(fn: Callable) -> None:
     r"""``fn(fake_logits)`` must return :math:`-\mathbb E[\log D(G(z))]` from logits.
 

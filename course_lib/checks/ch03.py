@@ -16,8 +16,15 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..gan import MLPDiscriminator, MLPGenerator, d_loss, g_loss_nonsaturating, g_loss_saturating
-from . import CheckFailed, call_answer, passed, require
+from ..gan import (
+    MLPDiscriminator,
+    MLPGenerator,
+    d_loss,
+    g_loss_nonsaturating,
+    g_loss_saturating,
+    gan_step,
+)
+from . import CheckFailed, call_answer, passed, reproduces, require
 
 LR = 0.1
 SEED = 1234
@@ -80,6 +87,7 @@ def _returned_float(value, name: str) -> float:
     return value
 
 
+@reproduces(gan_step)
 def check_d_step(fn: Callable) -> None:
     """``fn(G, D, opt_d, real)`` must make one discriminator update on detached fakes and return the loss.
 
@@ -144,6 +152,7 @@ def check_d_step(fn: Callable) -> None:
     passed("the D step: fakes detached, gradients zeroed, one step on -V, generator untouched, stable at any logit")
 
 
+@reproduces(gan_step)
 def check_g_step(fn: Callable) -> None:
     """``fn(G, D, opt_g, batch_size)`` must make one non-saturating generator update and return the loss.
 

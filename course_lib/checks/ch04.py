@@ -7,9 +7,10 @@ from collections.abc import Callable
 import torch
 
 from ..gan import interpolate_latents
-from . import CheckFailed, call_answer, passed, require
+from . import CheckFailed, call_answer, passed, reproduces, require
 
 
+@reproduces(interpolate_latents)
 def check_slerp(fn: Callable) -> None:
     r"""``fn(z0, z1, n)`` must return ``n`` codes ``(n, d)`` on the great circle from ``z0`` to ``z1``.
 
