@@ -305,8 +305,8 @@ print(f"{'exact':16s} mean {[round(v, 3) for v in exact.tolist()]}")
 
 # %% [markdown]
 # Both are right on average. Their variances differ, and in a VAE much more: $f$ is a
-# log-likelihood of about $-500$ nats, and the score-function estimator multiplies that large
-# number by a zero-mean score. We measure both estimators for a real decoder (a small random
+# log-likelihood hundreds of nats below zero (the cell below prints it), and the score-function
+# estimator multiplies that large number by a zero-mean score. We measure both estimators for a real decoder (a small random
 # MLP with Bernoulli outputs) on an MNIST digit, per coordinate of $\nabla_\mu$, and also try
 # the simplest variance reduction for REINFORCE, subtracting a constant baseline
 # $\bar f \approx \mathbb E_q f$.
@@ -328,6 +328,8 @@ with torch.no_grad():
 r_mu, _ = V.reparam_grads(log_lik, mu_z, lv_z, n_var, generator=g)
 s_mu, _ = V.score_function_grads(log_lik, mu_z, lv_z, n_var, generator=g)
 b_mu, _ = V.score_function_grads(lambda z: log_lik(z) - baseline, mu_z, lv_z, n_var, generator=g)
+print(f"f(z) = log p(x | z) under this decoder, mean over q: {baseline.item():.0f} nats")
+assert baseline < -100
 var = {"reparameterised": r_mu.var(0).mean().item(), "score function": s_mu.var(0).mean().item(),
        "score function - baseline": b_mu.var(0).mean().item()}
 for name, v in var.items():
@@ -338,8 +340,13 @@ assert var["reparameterised"] < var["score function - baseline"] < var["score fu
 # %% [markdown]
 # With the same number of samples, the score-function gradient is orders of magnitude noisier;
 # a baseline helps but does not close the gap. That measured gap is why VAEs use the
-# reparameterised sample. (The score function remains the tool for discrete latents, where no
-# reparameterisation exists.)
+# reparameterised sample. Discrete latents have no exact reparameterisation: a draw from a
+# categorical distribution is a step function of its parameters, with zero gradient almost
+# everywhere. There the score function is one tool; the other is a *relaxed*
+# reparameterisation, the Gumbel-softmax or Concrete distribution
+# {cite}`jang2017gumbel,maddison2017concrete`: $z = \operatorname{softmax}((\log\pi + g)/\tau)$ with
+# Gumbel noise $g$, differentiable in $\pi$, which tends to a one-hot sample as the temperature
+# $\tau \to 0$ (at the price of a biased gradient for $\tau > 0$).
 #
 # ### Exercise 2: the reparameterised sample
 #
@@ -439,7 +446,7 @@ assert 30 < floor.mean().item() < 60
 # * The reparameterised gradient is unbiased like REINFORCE and, measured on a decoder, has a
 #   variance smaller by orders of magnitude.
 # * The Bernoulli loss on grey pixels is the expected loss of a random binarisation, and has a
-#   floor of about 46 nats per test digit here.
+#   floor, $\sum_i H(x_i)$, printed above for our test digits.
 #
 # Chapter 7 trains VAEs on MNIST with `course_lib.vae`, reports the ELBO in nats and tightens it
 # with the importance-weighted bound of {cite}`burda2016iwae`.

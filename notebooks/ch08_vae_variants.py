@@ -33,6 +33,7 @@ from torch import nn
 
 from course_lib import data, utils, viz
 from course_lib import vae as V
+from course_lib import vae_analysis as A
 from course_lib.distributions import bernoulli_entropy
 from course_lib.train import fit, smooth
 
@@ -52,16 +53,24 @@ x_test, y_test = test.data, test.targets  # (1000, 1, 28, 28), (1000,)
 # The KL term is the **rate**: an upper bound on the information (in nats) the code carries
 # about the image. The reconstruction term is the **distortion**. $\beta > 1$ buys a cheaper code
 # (and, Higgins et al. argue, more disentangled factors) with worse reconstructions; $\beta < 1$
-# the reverse. Only $\beta = 1$ is a bound on $\log p(x)$. We train the same MLP VAE for several
-# $\beta$ and measure both terms on the test digits.
+# the reverse. We train the same MLP VAE for several $\beta$ and measure both terms on the test
+# digits.
+#
+# **Which objectives are bounds?** Since $\mathrm{KL} \ge 0$, the objective
+# $\mathcal L_\beta = \mathbb E_q\log p(x\mid z) - \beta\,\mathrm{KL}$ decreases with $\beta$. For
+# $\beta \ge 1$ it is below the ELBO, hence still a lower bound on $\log p(x)$, only a looser one;
+# it is $\beta < 1$ that is no bound: $\mathcal L_\beta$ can exceed $\log p(x)$. So the numbers a
+# $\beta$-VAE with $\beta > 1$ reports during training are honest but pessimistic bounds, and those
+# of $\beta < 1$ (or of a KL warm-up, section 3) are not bounds at all. After the sweep we
+# check this on one trained model, against its IWAE estimate of $\log p(x)$ (chapter 7).
 
 # %%
 betas = [0.25, 1.0, 4.0, 16.0]
 steps_beta = utils.fast_or_full(100, 6000)
-rd = {}
+rd, beta_models = {}, {}
 for beta in betas:
     torch.manual_seed(0)
-    model = V.mlp_vae(z_dim=16, hidden=(200,))
+    model = beta_models[beta] = V.mlp_vae(z_dim=16, hidden=(200,))
     V.train_vae(model, x_train, lr=2e-3, beta=beta, steps=steps_beta, desc=f"beta={beta}")
     rd[beta] = V.evaluate(model, x_test)
     print(f"beta = {beta:5.2f}: distortion {rd[beta]['rec']:6.1f} nats, rate {rd[beta]['kl']:5.1f} nats, "
@@ -78,6 +87,28 @@ for b, r, d in zip(betas, rates, dists):
 ax.set_xlabel("rate: KL(q || p) on test digits (nats)")
 ax.set_ylabel("distortion: -E log p(x|z) (nats)")
 ax.set_title("β-VAE trade-off");
+
+# %% [markdown]
+# Now the bounds, on the model trained with $\beta = 1/4$ (whose code carries the most nats) and
+# 200 test digits:
+# $\mathcal L_\beta$ for $\beta \in \{1/4, 1, 4\}$ with the same posterior samples, and the IWAE
+# estimate $\mathcal L_k$ of $\log p(x)$. `A.beta_bound_facts` checks that $\mathcal L_4 \le$ ELBO
+# $\le \mathcal L_k$ and that $\mathcal L_{1/4} > \mathcal L_k$ (`tests/test_vae_analysis.py` shows a
+# KL divided by $\beta$, and a collapsed posterior, failing it). The IWAE estimate is itself a
+# lower bound on $\log p(x)$, so $\mathcal L_{1/4} > \mathcal L_k$ alone does not prove
+# $\mathcal L_{1/4} > \log p(x)$; but $\mathcal L_k$ grows by less and less with $k$ (printed), far
+# less than the margin; and on the linear-Gaussian model of chapter 6, where $\log p(x)$ is exact,
+# the test shows $\mathcal L_{1/4} > \log p(x)$ outright.
+
+# %%
+k_beta = utils.fast_or_full(100, 1000)
+obj = A.beta_objectives(beta_models[0.25], x_test[:200], [0.25, 1.0, 4.0], k=k_beta)
+iwae_small = A.beta_objectives(beta_models[0.25], x_test[:200], [1.0], k=k_beta // 10)["iwae"]
+print(f"beta = 1/4 model, 200 test digits (nats): L_4 {obj[4.0]:.2f} <= ELBO {obj[1.0]:.2f} <= "
+      f"IWAE L_{k_beta} {obj['iwae']:.2f} (L_{k_beta // 10} {iwae_small:.2f}) < L_1/4 {obj[0.25]:.2f}")
+facts = A.beta_bound_facts(obj)
+assert all(facts.values()), facts
+assert obj[0.25] - obj["iwae"] > 2 * (obj["iwae"] - iwae_small), "the margin dwarfs the IWAE's last gain"
 
 # %% [markdown]
 # ### Exercise 1: the $\beta$-VAE loss
@@ -302,8 +333,8 @@ assert plain["neg_elbo"] - leaky["neg_elbo"] < 0.25 * (plain["neg_elbo"] - resid
 
 # %% [markdown]
 # * The plain deep ReLU VAE has a **vanishing gradient**: its first layer receives a gradient
-#   about fifty times smaller than its last, and after the same number of steps its ELBO is far
-#   behind. PyTorch's default `Linear` initialisation has weight variance $1/(3\,\text{fan-in})$;
+#   more than ten times smaller than its last (the cell prints both norms), and after the same
+#   number of steps its ELBO is far behind. PyTorch's default `Linear` initialisation has weight variance $1/(3\,\text{fan-in})$;
 #   through a ReLU the signal's second moment shrinks by a factor of about 6 per layer, forwards
 #   and backwards.
 # * **LeakyReLU helps little here**: it recovers a small fraction of what the residual
@@ -337,12 +368,18 @@ for name, (optim, lr) in runs.items():
             clip_res[name, clip] = math.inf
             outcome = "diverged: " + str(err).split(":")[0]
         print(f"{name:10s} clip {str(clip):5s}: {outcome}")
+CLIP_TOL = utils.fast_or_full(8.0, 2.0)  # nats: a short run still feels the clipped first steps
+adam_change = clip_res["Adam 1e-3", 50.0] - clip_res["Adam 1e-3", None]
+print(f"Adam: clipping changed the test -ELBO by {adam_change:+.2f} nats")
 assert clip_res["SGD 3e-2", None] == math.inf and math.isfinite(clip_res["SGD 3e-2", 50.0])
-assert abs(clip_res["Adam 1e-3", None] - clip_res["Adam 1e-3", 50.0]) < 10
+assert abs(adam_change) < CLIP_TOL
 
 # %% [markdown]
 # With SGD, clipping turns a run that diverges into one that trains; with Adam at a sensible
-# learning rate, it changes the result by a few nats at most. Clip when you see rare, large
+# learning rate, it changes the result little (the cell prints the change): by a few nats in a
+# short run (fast mode), where clipping still trims the large gradients of the first steps, and
+# by a fraction of a nat once training has run its course (full mode); the assert allows 8 and
+# 2 nats respectively. Clip when you see rare, large
 # gradient spikes (the `grad_norm` column of the history logs them), not by reflex.
 #
 # %% [markdown]
@@ -400,7 +437,8 @@ except (FileNotFoundError, RuntimeError) as err:
 # %% [markdown]
 # ## Summary
 #
-# * $\beta$ moves a VAE along a rate-distortion curve; only $\beta = 1$ bounds the likelihood.
+# * $\beta$ moves a VAE along a rate-distortion curve; $\beta \ge 1$ gives lower bounds on the
+#   likelihood (looser ones for $\beta > 1$), $\beta < 1$ can exceed it.
 # * A conditional VAE produces the digit you ask for, as judged by an independent classifier.
 # * An autoregressive decoder collapses the posterior while keeping a good ELBO. KL warm-up
 #   delayed collapse but did not prevent it in our runs; free bits kept information in the code.
