@@ -1,5 +1,11 @@
 # ---
 # jupyter:
+#   jupytext:
+#     cell_metadata_filter: nbgrader,tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -38,9 +44,16 @@ from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 from course_lib import data, utils
 from course_lib import vae as V
-from course_lib.distributions import bernoulli_entropy, gaussian_kl, log_bernoulli, log_normal_diag
+from course_lib.distributions import (
+    bernoulli_entropy,
+    gaussian_kl,
+    log_bernoulli,
+    log_normal_diag,
+)
 
-torch.set_default_dtype(torch.float64)  # exact checks below; chapter 7 trains in float32
+torch.set_default_dtype(
+    torch.float64
+)  # exact checks below; chapter 7 trains in float32
 g = utils.seed_everything(0)
 N_MC = utils.fast_or_full(20_000, 200_000)  # Monte Carlo samples per check
 
@@ -95,18 +108,26 @@ N_MC = utils.fast_or_full(20_000, 200_000)  # Monte Carlo samples per check
 
 # %%
 D, d, logvar_x = 5, 2, math.log(0.3)
-W = torch.linalg.qr(torch.randn(D, d, generator=g)).Q * torch.tensor([2.0, 0.7])  # orthogonal columns
+W = torch.linalg.qr(torch.randn(D, d, generator=g)).Q * torch.tensor(
+    [2.0, 0.7]
+)  # orthogonal columns
 b = torch.randn(D, generator=g)
 z_true = torch.randn(1, d, generator=g)
-x = z_true @ W.T + b + math.exp(0.5 * logvar_x) * torch.randn(1, D, generator=g)  # one draw from the model, (1, 5)
+x = (
+    z_true @ W.T + b + math.exp(0.5 * logvar_x) * torch.randn(1, D, generator=g)
+)  # one draw from the model, (1, 5)
 
 log_px = V.linear_gaussian_log_evidence(x, W, b, logvar_x)  # (1,)
 m, S = V.linear_gaussian_posterior(x, W, b, logvar_x)  # (1, 2), (2, 2)
 z = torch.randn(7, d, generator=g)
-log_joint = log_normal_diag(x, z @ W.T + b, torch.tensor(logvar_x), dim=1) + Normal(0.0, 1.0).log_prob(z).sum(1)
+log_joint = log_normal_diag(x, z @ W.T + b, torch.tensor(logvar_x), dim=1) + Normal(
+    0.0, 1.0
+).log_prob(z).sum(1)
 bayes = log_joint - log_px
 assert torch.allclose(MultivariateNormal(m, S).log_prob(z), bayes, atol=1e-10)
-print(f"log p(x) = {log_px.item():.4f};  posterior mean {m.squeeze().tolist()}, variances {S.diagonal().tolist()}")
+print(
+    f"log p(x) = {log_px.item():.4f};  posterior mean {m.squeeze().tolist()}, variances {S.diagonal().tolist()}"
+)
 
 # %% [markdown]
 # Now an encoder that is deliberately wrong: the right posterior shifted by $\delta$ posterior
@@ -132,7 +153,9 @@ def set_encoder(delta: float, widen: float) -> None:
 
 set_encoder(delta=1.0, widen=1.5)
 with torch.no_grad():
-    log_w = vae.log_weights(x, N_MC, generator=g).squeeze(1)  # (N_MC,): log p(x, z) - log q(z | x)
+    log_w = vae.log_weights(x, N_MC, generator=g).squeeze(
+        1
+    )  # (N_MC,): log p(x, z) - log q(z | x)
     elbo = vae.elbo(x.expand(N_MC, D), generator=g).elbo  # (N_MC,) one-sample ELBOs
 mu_q, lv_q = vae.encode(x)
 q = MultivariateNormal(mu_q.detach(), torch.diag_embed(lv_q.detach().exp()))
@@ -140,13 +163,27 @@ kl_post = kl_divergence(q, MultivariateNormal(m, S)).item()
 
 se_w = (log_w.exp().std() / math.sqrt(N_MC)).item()
 se_elbo = (elbo.std() / math.sqrt(N_MC)).item()
-print(f"E[w]     = {log_w.exp().mean().item():.6f} ± {se_w:.6f}   vs p(x) = {log_px.exp().item():.6f}")
-print(f"E[log w] = {log_w.mean().item():.4f}   ELBO (closed-form KL) = {elbo.mean().item():.4f} ± {se_elbo:.4f}")
-print(f"log p(x) - KL(q || p(z|x)) = {log_px.item() - kl_post:.4f}   (KL = {kl_post:.4f})")
-assert abs(log_w.exp().mean().item() - log_px.exp().item()) < 4 * se_w  # importance sampling is unbiased
-assert elbo.mean().item() < log_px.item() - 0.5 * kl_post  # Jensen: a strict gap for a wrong q
-assert abs(elbo.mean().item() - (log_px.item() - kl_post)) < 4 * se_elbo + 1e-3  # the KL-gap identity
-assert abs(log_w.mean().item() - elbo.mean().item()) < 4 * (se_elbo + log_w.std().item() / math.sqrt(N_MC))
+print(
+    f"E[w]     = {log_w.exp().mean().item():.6f} ± {se_w:.6f}   vs p(x) = {log_px.exp().item():.6f}"
+)
+print(
+    f"E[log w] = {log_w.mean().item():.4f}   ELBO (closed-form KL) = {elbo.mean().item():.4f} ± {se_elbo:.4f}"
+)
+print(
+    f"log p(x) - KL(q || p(z|x)) = {log_px.item() - kl_post:.4f}   (KL = {kl_post:.4f})"
+)
+assert (
+    abs(log_w.exp().mean().item() - log_px.exp().item()) < 4 * se_w
+)  # importance sampling is unbiased
+assert (
+    elbo.mean().item() < log_px.item() - 0.5 * kl_post
+)  # Jensen: a strict gap for a wrong q
+assert (
+    abs(elbo.mean().item() - (log_px.item() - kl_post)) < 4 * se_elbo + 1e-3
+)  # the KL-gap identity
+assert abs(log_w.mean().item() - elbo.mean().item()) < 4 * (
+    se_elbo + log_w.std().item() / math.sqrt(N_MC)
+)
 
 # %% [markdown]
 # The gap closes as $q$ approaches the posterior. We sweep the shift $\delta$ and plot the
@@ -166,15 +203,21 @@ for delta in deltas.tolist():
     ses.append(est.std().item() / math.sqrt(n_sweep))
     mu_q, lv_q = vae.encode(x)
     qd = MultivariateNormal(mu_q.detach(), torch.diag_embed(lv_q.detach().exp()))
-    curves["log p(x) - KL(q || p(z|x))"].append(log_px.item() - kl_divergence(qd, MultivariateNormal(m, S)).item())
+    curves["log p(x) - KL(q || p(z|x))"].append(
+        log_px.item() - kl_divergence(qd, MultivariateNormal(m, S)).item()
+    )
 
 set_encoder(0.0, 1.0)
 with torch.no_grad():
     lw_exact = vae.log_weights(x, 1000, generator=g)
-assert torch.allclose(lw_exact, log_px.expand_as(lw_exact), atol=1e-9), "q = posterior: every log w is log p(x)"
+assert torch.allclose(lw_exact, log_px.expand_as(lw_exact), atol=1e-9), (
+    "q = posterior: every log w is log p(x)"
+)
 gap = [a - c for a, c in zip(*curves.values())]
 assert all(abs(v) < 4 * se + 1e-6 for v, se in zip(gap, ses)), (gap, ses)
-assert all(v < log_px.item() + 4 * se for v, se in zip(curves["ELBO (Monte Carlo)"], ses))
+assert all(
+    v < log_px.item() + 4 * se for v, se in zip(curves["ELBO (Monte Carlo)"], ses)
+)
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for label, ys in curves.items():
@@ -182,8 +225,7 @@ for label, ys in curves.items():
 ax.axhline(log_px.item(), color="k", lw=0.8, label="log p(x)")
 ax.set_xlabel("shift δ of the encoder mean (posterior standard deviations)")
 ax.set_ylabel("nats")
-ax.legend();
-
+ax.legend()
 # %% [markdown]
 # **Tighter bounds with more samples.** Jensen's gap shrinks if we average several importance
 # weights *inside* the log: $\mathcal L_k(x) = \mathbb E\big[\log\frac1k\sum_{i=1}^k w_i\big]$ with
@@ -197,13 +239,19 @@ reps = utils.fast_or_full(300, 3000)
 iwae = {}
 for k in (1, 10, 100, 1000):
     with torch.no_grad():
-        est = vae.iwae_bound(x.expand(reps, D), k, generator=g)  # (reps,) independent estimates of L_k
+        est = vae.iwae_bound(
+            x.expand(reps, D), k, generator=g
+        )  # (reps,) independent estimates of L_k
     iwae[k] = (est.mean().item(), est.std().item() / math.sqrt(reps))
-    print(f"k = {k:4d}: L_k = {iwae[k][0]:8.4f} ± {iwae[k][1]:.4f}   (log p(x) = {log_px.item():.4f})")
+    print(
+        f"k = {k:4d}: L_k = {iwae[k][0]:8.4f} ± {iwae[k][1]:.4f}   (log p(x) = {log_px.item():.4f})"
+    )
 values = [v for v, _ in iwae.values()]
 assert all(b > a for a, b in zip(values, values[1:])), "L_k grows with k"
 assert values[-1] < log_px.item() + 4 * iwae[1000][1], "and stays below log p(x)"
-assert log_px.item() - values[-1] < 0.25 * (log_px.item() - values[0]), "closing most of the gap"
+assert log_px.item() - values[-1] < 0.25 * (log_px.item() - values[0]), (
+    "closing most of the gap"
+)
 
 # %% [markdown]
 # ## 5. The ELBO as reconstruction minus KL, and the closed-form Gaussian KL
@@ -231,9 +279,13 @@ mu_q, lv_q = torch.tensor([0.5, -1.0, 2.0]), torch.tensor([0.0, -2.0, 1.0])
 closed = gaussian_kl(mu_q, lv_q, dim=0)
 torch_kl = kl_divergence(Normal(mu_q, (0.5 * lv_q).exp()), Normal(0.0, 1.0)).sum()
 zq = mu_q + (0.5 * lv_q).exp() * torch.randn(N_MC, 3, generator=g)
-mc = (Normal(mu_q, (0.5 * lv_q).exp()).log_prob(zq) - Normal(0.0, 1.0).log_prob(zq)).sum(1)
-print(f"closed form {closed.item():.4f} | torch.distributions {torch_kl.item():.4f} | "
-      f"Monte Carlo {mc.mean().item():.4f} ± {mc.std().item() / math.sqrt(N_MC):.4f}")
+mc = (
+    Normal(mu_q, (0.5 * lv_q).exp()).log_prob(zq) - Normal(0.0, 1.0).log_prob(zq)
+).sum(1)
+print(
+    f"closed form {closed.item():.4f} | torch.distributions {torch_kl.item():.4f} | "
+    f"Monte Carlo {mc.mean().item():.4f} ± {mc.std().item() / math.sqrt(N_MC):.4f}"
+)
 assert torch.allclose(closed, torch_kl, atol=1e-10)
 assert abs(mc.mean().item() - closed.item()) < 4 * mc.std().item() / math.sqrt(N_MC)
 swapped = gaussian_kl(torch.zeros(3), torch.zeros(3), mu_q, lv_q, dim=0)
@@ -294,13 +346,18 @@ def quadratic(z):
 
 exact = torch.cat([2 * mu0, lv0.exp()])
 rows = {}
-for name, est in [("reparameterised", V.reparam_grads), ("score function", V.score_function_grads)]:
+for name, est in [
+    ("reparameterised", V.reparam_grads),
+    ("score function", V.score_function_grads),
+]:
     gm, gl = est(quadratic, mu0, lv0, N_MC, generator=g)
     gr = torch.cat([gm, gl], 1)  # (N_MC, 4): d/dmu, d/dlogvar
     rows[name] = gr
     se = gr.std(0) / math.sqrt(N_MC)
     assert ((gr.mean(0) - exact).abs() < 4 * se + 1e-4).all(), name
-    print(f"{name:16s} mean {[round(v, 3) for v in gr.mean(0).tolist()]}  variance {[round(v, 2) for v in gr.var(0).tolist()]}")
+    print(
+        f"{name:16s} mean {[round(v, 3) for v in gr.mean(0).tolist()]}  variance {[round(v, 2) for v in gr.var(0).tolist()]}"
+    )
 print(f"{'exact':16s} mean {[round(v, 3) for v in exact.tolist()]}")
 
 # %% [markdown]
@@ -324,16 +381,27 @@ def log_lik(z):  # (n, 8) -> (n,): log p(x | z)
 
 n_var = utils.fast_or_full(2000, 20_000)
 with torch.no_grad():
-    baseline = log_lik(V.sample_normal_diag(mu_z.expand(500, 8), lv_z.expand(500, 8), g)).mean()
+    baseline = log_lik(
+        V.sample_normal_diag(mu_z.expand(500, 8), lv_z.expand(500, 8), g)
+    ).mean()
 r_mu, _ = V.reparam_grads(log_lik, mu_z, lv_z, n_var, generator=g)
 s_mu, _ = V.score_function_grads(log_lik, mu_z, lv_z, n_var, generator=g)
-b_mu, _ = V.score_function_grads(lambda z: log_lik(z) - baseline, mu_z, lv_z, n_var, generator=g)
-print(f"f(z) = log p(x | z) under this decoder, mean over q: {baseline.item():.0f} nats")
+b_mu, _ = V.score_function_grads(
+    lambda z: log_lik(z) - baseline, mu_z, lv_z, n_var, generator=g
+)
+print(
+    f"f(z) = log p(x | z) under this decoder, mean over q: {baseline.item():.0f} nats"
+)
 assert baseline < -100
-var = {"reparameterised": r_mu.var(0).mean().item(), "score function": s_mu.var(0).mean().item(),
-       "score function - baseline": b_mu.var(0).mean().item()}
+var = {
+    "reparameterised": r_mu.var(0).mean().item(),
+    "score function": s_mu.var(0).mean().item(),
+    "score function - baseline": b_mu.var(0).mean().item(),
+}
 for name, v in var.items():
-    print(f"{name:26s} mean per-coordinate variance of d/dmu: {v:12.2f}   ratio to reparam: {v / var['reparameterised']:8.1f}")
+    print(
+        f"{name:26s} mean per-coordinate variance of d/dmu: {v:12.2f}   ratio to reparam: {v / var['reparameterised']:8.1f}"
+    )
 assert var["score function"] > 100 * var["reparameterised"]
 assert var["reparameterised"] < var["score function - baseline"] < var["score function"]
 
@@ -358,7 +426,9 @@ assert var["reparameterised"] < var["score function - baseline"] < var["score fu
 import torch
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+def reparameterize(
+    mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor
+) -> torch.Tensor:
     """z = mu + exp(0.5 * logvar) * eps, all of shape (B, d)."""
     ### BEGIN SOLUTION
     return mu + torch.exp(0.5 * logvar) * eps
@@ -406,33 +476,51 @@ lv_pix = torch.tensor(math.log(0.1))
 ours = log_normal_diag(digits, xhat, lv_pix, dim=(1, 2, 3))
 ref = Normal(xhat, math.exp(0.5 * lv_pix.item())).log_prob(digits).sum((1, 2, 3))
 assert torch.allclose(ours, ref, atol=1e-8)
-mse_form = -((digits - xhat) ** 2).sum((1, 2, 3)) / (2 * 0.1) - 784 / 2 * math.log(2 * math.pi * 0.1)
+mse_form = -((digits - xhat) ** 2).sum((1, 2, 3)) / (2 * 0.1) - 784 / 2 * math.log(
+    2 * math.pi * 0.1
+)
 assert torch.allclose(ours, mse_form, atol=1e-8)
 
 # 1. not normalised on [0, 1]: integrate exp(log_bernoulli) over x for a few logits
 xs = torch.linspace(0, 1, 2001)
 for logit in (0.0, 2.0, -4.0):
-    mass = torch.trapezoid(log_bernoulli(xs, torch.full_like(xs, logit)).exp(), xs).item()
-    print(f"logit {logit:+.0f}: integral over [0, 1] of the 'Bernoulli density' = {mass:.3f}")
+    mass = torch.trapezoid(
+        log_bernoulli(xs, torch.full_like(xs, logit)).exp(), xs
+    ).item()
+    print(
+        f"logit {logit:+.0f}: integral over [0, 1] of the 'Bernoulli density' = {mass:.3f}"
+    )
     assert mass < 0.99
 
 # 2. the grey-level loss is the expected loss over random binarisations b ~ Bernoulli(x)
 logits_rand = 3 * torch.randn(digits[:20].shape, generator=g)
 grey = log_bernoulli(digits[:20], logits_rand, dim=(1, 2, 3))  # (20,)
 n_bin = utils.fast_or_full(2000, 20_000)
-binarised = torch.stack([log_bernoulli(torch.bernoulli(digits[:20], generator=g), logits_rand, dim=(1, 2, 3))
-                         for _ in range(n_bin)])  # (n_bin, 20)
+binarised = torch.stack(
+    [
+        log_bernoulli(
+            torch.bernoulli(digits[:20], generator=g), logits_rand, dim=(1, 2, 3)
+        )
+        for _ in range(n_bin)
+    ]
+)  # (n_bin, 20)
 se_bin = binarised.std(0) / math.sqrt(n_bin)
-print(f"grey-level log p(x|z) {grey[0].item():.2f} vs mean over {n_bin} binarisations "
-      f"{binarised[:, 0].mean().item():.2f} ± {se_bin[0].item():.2f} (first digit)")
+print(
+    f"grey-level log p(x|z) {grey[0].item():.2f} vs mean over {n_bin} binarisations "
+    f"{binarised[:, 0].mean().item():.2f} ± {se_bin[0].item():.2f} (first digit)"
+)
 assert ((binarised.mean(0) - grey).abs() < 4 * se_bin + 1e-6).all()
 
 # 3. the floor: the best logits are logit(x) itself, where the loss is the binary entropy
 clamped = digits.clamp(1e-6, 1 - 1e-6)
 floor = -log_bernoulli(digits, torch.logit(clamped), dim=(1, 2, 3))  # (1000,)
-assert torch.allclose(floor, bernoulli_entropy(digits, dim=(1, 2, 3)), atol=1e-3)  # course_lib's home for H
-print(f"best possible -log p(x|z) on the 1,000 test digits: {floor.mean().item():.1f} nats per image "
-      f"({(((digits > 0) & (digits < 1)).double().mean().item()):.0%} of pixels are grey)")
+assert torch.allclose(
+    floor, bernoulli_entropy(digits, dim=(1, 2, 3)), atol=1e-3
+)  # course_lib's home for H
+print(
+    f"best possible -log p(x|z) on the 1,000 test digits: {floor.mean().item():.1f} nats per image "
+    f"({(((digits > 0) & (digits < 1)).double().mean().item()):.0%} of pixels are grey)"
+)
 assert 30 < floor.mean().item() < 60
 
 # %% [markdown]

@@ -1,5 +1,11 @@
 # ---
 # jupyter:
+#   jupytext:
+#     cell_metadata_filter: nbgrader,tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -71,14 +77,22 @@ rd, beta_models = {}, {}
 for beta in betas:
     torch.manual_seed(0)
     model = beta_models[beta] = V.mlp_vae(z_dim=16, hidden=(200,))
-    V.train_vae(model, x_train, lr=2e-3, beta=beta, steps=steps_beta, desc=f"beta={beta}")
+    V.train_vae(
+        model, x_train, lr=2e-3, beta=beta, steps=steps_beta, desc=f"beta={beta}"
+    )
     rd[beta] = V.evaluate(model, x_test)
-    print(f"beta = {beta:5.2f}: distortion {rd[beta]['rec']:6.1f} nats, rate {rd[beta]['kl']:5.1f} nats, "
-          f"-ELBO {rd[beta]['neg_elbo']:6.1f}")
+    print(
+        f"beta = {beta:5.2f}: distortion {rd[beta]['rec']:6.1f} nats, rate {rd[beta]['kl']:5.1f} nats, "
+        f"-ELBO {rd[beta]['neg_elbo']:6.1f}"
+    )
 rates = [rd[b]["kl"] for b in betas]
 dists = [rd[b]["rec"] for b in betas]
-assert all(r2 < r1 for r1, r2 in zip(rates, rates[1:])), "a larger beta must buy a smaller rate"
-assert all(d2 > d1 for d1, d2 in zip(dists, dists[1:])), "... and pay with a larger distortion"
+assert all(r2 < r1 for r1, r2 in zip(rates, rates[1:])), (
+    "a larger beta must buy a smaller rate"
+)
+assert all(d2 > d1 for d1, d2 in zip(dists, dists[1:])), (
+    "... and pay with a larger distortion"
+)
 
 fig, ax = plt.subplots(figsize=(5, 3.5))
 ax.plot(rates, dists, "o-")
@@ -86,8 +100,7 @@ for b, r, d in zip(betas, rates, dists):
     ax.annotate(f"β={b:g}", (r, d), textcoords="offset points", xytext=(5, 5))
 ax.set_xlabel("rate: KL(q || p) on test digits (nats)")
 ax.set_ylabel("distortion: -E log p(x|z) (nats)")
-ax.set_title("β-VAE trade-off");
-
+ax.set_title("β-VAE trade-off")
 # %% [markdown]
 # Now the bounds, on the model trained with $\beta = 1/4$ (whose code carries the most nats) and
 # 200 test digits:
@@ -103,12 +116,18 @@ ax.set_title("β-VAE trade-off");
 # %%
 k_beta = utils.fast_or_full(100, 1000)
 obj = A.beta_objectives(beta_models[0.25], x_test[:200], [0.25, 1.0, 4.0], k=k_beta)
-iwae_small = A.beta_objectives(beta_models[0.25], x_test[:200], [1.0], k=k_beta // 10)["iwae"]
-print(f"beta = 1/4 model, 200 test digits (nats): L_4 {obj[4.0]:.2f} <= ELBO {obj[1.0]:.2f} <= "
-      f"IWAE L_{k_beta} {obj['iwae']:.2f} (L_{k_beta // 10} {iwae_small:.2f}) < L_1/4 {obj[0.25]:.2f}")
+iwae_small = A.beta_objectives(beta_models[0.25], x_test[:200], [1.0], k=k_beta // 10)[
+    "iwae"
+]
+print(
+    f"beta = 1/4 model, 200 test digits (nats): L_4 {obj[4.0]:.2f} <= ELBO {obj[1.0]:.2f} <= "
+    f"IWAE L_{k_beta} {obj['iwae']:.2f} (L_{k_beta // 10} {iwae_small:.2f}) < L_1/4 {obj[0.25]:.2f}"
+)
 facts = A.beta_bound_facts(obj)
 assert all(facts.values()), facts
-assert obj[0.25] - obj["iwae"] > 2 * (obj["iwae"] - iwae_small), "the margin dwarfs the IWAE's last gain"
+assert obj[0.25] - obj["iwae"] > 2 * (obj["iwae"] - iwae_small), (
+    "the margin dwarfs the IWAE's last gain"
+)
 
 # %% [markdown]
 # ### Exercise 1: the $\beta$-VAE loss
@@ -125,7 +144,11 @@ import torch.nn.functional as F  # noqa: F811 (exercise cells are self-contained
 def beta_vae_loss(x, logits, mu, logvar, beta: float) -> torch.Tensor:
     """mean_b [ -log p(x_b | z) + beta * KL(q(z | x_b) || N(0, I)) ]."""
     ### BEGIN SOLUTION
-    rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+    rec = (
+        F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+        .flatten(1)
+        .sum(1)
+    )
     kl = 0.5 * (mu**2 + logvar.exp() - 1.0 - logvar).sum(1)
     return (rec + beta * kl).mean()
     ### END SOLUTION
@@ -164,26 +187,41 @@ def clf_step(batch):
     return {"loss": loss.item()}
 
 
-fit(clf_step, (x_train, y_train), 128, steps=utils.fast_or_full(250, 3000), desc="classifier")
+fit(
+    clf_step,
+    (x_train, y_train),
+    128,
+    steps=utils.fast_or_full(250, 3000),
+    desc="classifier",
+)
 clf.eval()
 with torch.no_grad():
     acc_real = (clf(x_test).argmax(1) == y_test).float().mean().item()
 
 cvae = V.mlp_vae(z_dim=8, hidden=(256,), num_classes=10)
-V.train_vae(cvae, x_train, y_train, lr=3e-3, steps=utils.fast_or_full(500, 10_000), desc="CVAE")
+V.train_vae(
+    cvae, x_train, y_train, lr=3e-3, steps=utils.fast_or_full(500, 10_000), desc="CVAE"
+)
 n_per = 20
 wanted = torch.arange(10).repeat_interleave(n_per)  # (200,)
 samples = cvae.sample(len(wanted), y=wanted, generator=g)  # (200, 1, 28, 28)
 with torch.no_grad():
     acc_cvae = (clf(samples).argmax(1) == wanted).float().mean().item()
-print(f"classifier accuracy: real test digits {acc_real:.1%}; CVAE samples vs the requested class {acc_cvae:.1%}")
+print(
+    f"classifier accuracy: real test digits {acc_real:.1%}; CVAE samples vs the requested class {acc_cvae:.1%}"
+)
 assert acc_real > 0.9
 assert acc_cvae > utils.fast_or_full(0.6, 0.85)
 
-z_fixed = torch.randn(6, 8, generator=g).repeat_interleave(10, 0)  # 6 styles x 10 classes
+z_fixed = torch.randn(6, 8, generator=g).repeat_interleave(
+    10, 0
+)  # 6 styles x 10 classes
 grid = cvae.decode_mean(z_fixed, torch.arange(10).repeat(6))
-viz.show_images(grid, nrow=10, title="CVAE: each row one z (a style), each column one requested digit");
-
+viz.show_images(
+    grid,
+    nrow=10,
+    title="CVAE: each row one z (a style), each column one requested digit",
+)
 # %% [markdown]
 # ## 3. Posterior collapse
 #
@@ -209,7 +247,10 @@ viz.show_images(grid, nrow=10, title="CVAE: each row one z (a style), each colum
 # We measure the rate (the KL in nats on the test digits) along training.
 
 # %%
-small_train, small_test = F.avg_pool2d(x_train, 2), F.avg_pool2d(x_test, 2)  # (N, 1, 14, 14)
+small_train, small_test = (
+    F.avg_pool2d(x_train, 2),
+    F.avg_pool2d(x_test, 2),
+)  # (N, 1, 14, 14)
 steps_pc = utils.fast_or_full(140, 3000)
 warm = int(0.6 * steps_pc)
 settings = {
@@ -222,14 +263,25 @@ collapse, traces = {}, {}
 for name, (kind, kw) in settings.items():
     torch.manual_seed(0)
     enc = V.MLPEncoder((1, 14, 14), 16, (256,))
-    dec = V.RowGRUDecoder((1, 14, 14), 16, 128) if kind == "gru" else V.MLPDecoder((1, 14, 14), 16, (256,))
+    dec = (
+        V.RowGRUDecoder((1, 14, 14), 16, 128)
+        if kind == "gru"
+        else V.MLPDecoder((1, 14, 14), 16, (256,))
+    )
     model = V.VAE(enc, dec)
-    hist = V.train_vae(model, small_train, lr=2e-3, batch_size=64, steps=steps_pc, desc=name, **kw)
+    hist = V.train_vae(
+        model, small_train, lr=2e-3, batch_size=64, steps=steps_pc, desc=name, **kw
+    )
     traces[name] = smooth(hist["kl"], 20)
-    collapse[name] = {**V.evaluate(model, small_test), "au": V.active_units(model, small_test)}
+    collapse[name] = {
+        **V.evaluate(model, small_test),
+        "au": V.active_units(model, small_test),
+    }
     c = collapse[name]
-    print(f"{name:20s} -ELBO {c['neg_elbo']:6.2f}  distortion {c['rec']:6.2f}  rate {c['kl']:5.2f} nats  "
-          f"active units {c['au']:2d}/16")
+    print(
+        f"{name:20s} -ELBO {c['neg_elbo']:6.2f}  distortion {c['rec']:6.2f}  rate {c['kl']:5.2f} nats  "
+        f"active units {c['au']:2d}/16"
+    )
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for name, tr in traces.items():
@@ -237,22 +289,26 @@ for name, tr in traces.items():
 ax.axvline(warm, color="k", ls=":", lw=0.8, label="end of warm-up")
 ax.set_xlabel("step")
 ax.set_ylabel("rate: KL per image (nats, training batches)")
-ax.legend(fontsize=8);
-
+ax.legend(fontsize=8)
 # %%
 ref, plain = collapse["factorised decoder"], collapse["GRU decoder"]
 warmed, free = collapse["GRU + KL warm-up"], collapse["GRU + free bits"]
 # collapse: the strong decoder models the digits at least as well, with almost no information in z
 assert plain["kl"] < 0.2 * ref["kl"] and plain["neg_elbo"] < ref["neg_elbo"] + 1
 # while beta is small the code is used; as beta grows to 1 the rate decays again
-peak_warm, peak_plain = max(traces["GRU + KL warm-up"][:warm]), max(traces["GRU decoder"][:warm])
+peak_warm, peak_plain = (
+    max(traces["GRU + KL warm-up"][:warm]),
+    max(traces["GRU decoder"][:warm]),
+)
 assert peak_warm > 2 * peak_plain
 assert warmed["kl"] < 0.25 * peak_warm and warmed["kl"] < 0.5 * ref["kl"]
 # free bits keep a floor of information in the code
 assert free["kl"] > 0.5 * 16 * 0.5 and free["kl"] > 2 * warmed["kl"]
 assert free["neg_elbo"] > plain["neg_elbo"]  # ... at a price in ELBO
-print(f"warm-up: rate up to {peak_warm:.1f} nats early in warm-up (plain ELBO: {peak_plain:.1f}), "
-      f"{warmed['kl']:.2f} at the end of training")
+print(
+    f"warm-up: rate up to {peak_warm:.1f} nats early in warm-up (plain ELBO: {peak_plain:.1f}), "
+    f"{warmed['kl']:.2f} at the end of training"
+)
 
 # %% [markdown]
 # What we measured, and what it means:
@@ -274,6 +330,7 @@ print(f"warm-up: rate up to {peak_warm:.1f} nats early in warm-up (plain ELBO: {
 #
 # Write `kl_weight(step, warmup_steps)`: 0 at step 0, rising linearly to 1 at `warmup_steps`,
 # then 1 forever; with `warmup_steps = 0`, always 1.
+
 
 # %% nbgrader={"grade": false, "grade_id": "ch08-ex2", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def kl_weight(step: int, warmup_steps: int) -> float:
@@ -317,19 +374,32 @@ for name, make in variants.items():
     loss, _ = model.loss(x_train[:256])
     loss.backward()
     lins = [m for m in model.encoder.body.modules() if isinstance(m, nn.Linear)]
-    g_first, g_last = lins[0].weight.grad.norm().item(), lins[-1].weight.grad.norm().item()
+    g_first, g_last = (
+        lins[0].weight.grad.norm().item(),
+        lins[-1].weight.grad.norm().item(),
+    )
     model.zero_grad()
     V.train_vae(model, x_train, lr=1e-3, steps=steps_deep, desc=name)
     deep_res[name] = {"first": g_first, "last": g_last, **V.evaluate(model, x_test)}
     r = deep_res[name]
-    print(f"{name:16s} gradient norm: first layer {g_first:8.4f}, last layer {g_last:7.4f};  "
-          f"test -ELBO {r['neg_elbo']:6.1f}, rate {r['kl']:5.2f} nats")
-plain, leaky, resid = deep_res["ReLU"], deep_res["LeakyReLU(0.2)"], deep_res["ReLU + residual"]
+    print(
+        f"{name:16s} gradient norm: first layer {g_first:8.4f}, last layer {g_last:7.4f};  "
+        f"test -ELBO {r['neg_elbo']:6.1f}, rate {r['kl']:5.2f} nats"
+    )
+plain, leaky, resid = (
+    deep_res["ReLU"],
+    deep_res["LeakyReLU(0.2)"],
+    deep_res["ReLU + residual"],
+)
 assert plain["first"] < 0.1 * plain["last"], "vanishing gradient in the plain deep net"
 assert leaky["first"] < 0.1 * leaky["last"], "LeakyReLU alone does not fix it"
-assert resid["first"] > 0.5 * resid["last"], "the skip connections carry the gradient down"
+assert resid["first"] > 0.5 * resid["last"], (
+    "the skip connections carry the gradient down"
+)
 assert resid["neg_elbo"] < plain["neg_elbo"] - 10
-assert plain["neg_elbo"] - leaky["neg_elbo"] < 0.25 * (plain["neg_elbo"] - resid["neg_elbo"])
+assert plain["neg_elbo"] - leaky["neg_elbo"] < 0.25 * (
+    plain["neg_elbo"] - resid["neg_elbo"]
+)
 
 # %% [markdown]
 # * The plain deep ReLU VAE has a **vanishing gradient**: its first layer receives a gradient
@@ -360,18 +430,29 @@ for name, (optim, lr) in runs.items():
         torch.manual_seed(0)
         model = V.mlp_vae(20, (200,))
         try:
-            V.train_vae(model, x_train, lr=lr, clip=clip, optimizer=optim, steps=utils.fast_or_full(120, 3000),
-                        desc=f"{name} clip={clip}")
+            V.train_vae(
+                model,
+                x_train,
+                lr=lr,
+                clip=clip,
+                optimizer=optim,
+                steps=utils.fast_or_full(120, 3000),
+                desc=f"{name} clip={clip}",
+            )
             clip_res[name, clip] = V.evaluate(model, x_test)["neg_elbo"]
             outcome = f"test -ELBO {clip_res[name, clip]:.1f}"
         except FloatingPointError as err:
             clip_res[name, clip] = math.inf
             outcome = "diverged: " + str(err).split(":")[0]
         print(f"{name:10s} clip {str(clip):5s}: {outcome}")
-CLIP_TOL = utils.fast_or_full(8.0, 2.0)  # nats: a short run still feels the clipped first steps
+CLIP_TOL = utils.fast_or_full(
+    8.0, 2.0
+)  # nats: a short run still feels the clipped first steps
 adam_change = clip_res["Adam 1e-3", 50.0] - clip_res["Adam 1e-3", None]
 print(f"Adam: clipping changed the test -ELBO by {adam_change:+.2f} nats")
-assert clip_res["SGD 3e-2", None] == math.inf and math.isfinite(clip_res["SGD 3e-2", 50.0])
+assert clip_res["SGD 3e-2", None] == math.inf and math.isfinite(
+    clip_res["SGD 3e-2", 50.0]
+)
 assert abs(adam_change) < CLIP_TOL
 
 # %% [markdown]
@@ -395,19 +476,32 @@ assert abs(adam_change) < CLIP_TOL
 faces = data.load_faces().data  # (100, 1, 25, 25)
 perm = torch.randperm(100, generator=torch.Generator().manual_seed(0))
 f_train, f_test = faces[perm[:90]], faces[perm[90:]]
-floor = bernoulli_entropy(f_test, dim=(1, 2, 3)).mean().item()  # no decoder scores below this (chapter 6)
+floor = (
+    bernoulli_entropy(f_test, dim=(1, 2, 3)).mean().item()
+)  # no decoder scores below this (chapter 6)
 torch.manual_seed(0)
 face_vae = V.conv_vae(z_dim=16, channels=(16, 32), hidden=128, shape=(1, 25, 25))
 before = V.evaluate(face_vae, f_test)["neg_elbo"] - floor
-V.train_vae(face_vae, f_train, lr=2e-3, batch_size=30, steps=utils.fast_or_full(200, 400), desc="faces")
+V.train_vae(
+    face_vae,
+    f_train,
+    lr=2e-3,
+    batch_size=30,
+    steps=utils.fast_or_full(200, 400),
+    desc="faces",
+)
 after = V.evaluate(face_vae, f_test)["neg_elbo"] - floor
-print(f"test faces: -ELBO above the {floor:.0f}-nat floor: {before:.1f} untrained -> {after:.1f} nats")
+print(
+    f"test faces: -ELBO above the {floor:.0f}-nat floor: {before:.1f} untrained -> {after:.1f} nats"
+)
 assert after < 0.75 * before
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 3))
 viz.show_images(f_test, nrow=5, title="test faces", ax=axes[0])
-viz.show_images(face_vae.reconstruct(f_test), nrow=5, title="reconstructions", ax=axes[1])
-viz.show_images(face_vae.sample(10, generator=g), nrow=5, title="samples", ax=axes[2]);
+viz.show_images(
+    face_vae.reconstruct(f_test), nrow=5, title="reconstructions", ax=axes[1]
+)
+viz.show_images(face_vae.sample(10, generator=g), nrow=5, title="samples", ax=axes[2])
 
 # %% [markdown]
 # **CIFAR-10.** With a network (or the files under `root`), the same code trains a colour VAE
@@ -415,24 +509,37 @@ viz.show_images(face_vae.sample(10, generator=g), nrow=5, title="samples", ax=ax
 # `V.conv_vae(shape=(3, 32, 32))`. Offline, the cell below says so and checks the model on a
 # batch of random colour images instead, so the code path stays tested.
 
+
 # %%
 def cifar_vae(images: torch.Tensor, steps: int) -> tuple[V.VAE, dict]:
     """A conv VAE on (N, 3, 32, 32) images in [0, 1]; returns the model and its test metrics."""
-    model = V.conv_vae(z_dim=64, channels=(32, 64), hidden=512, n_res=1, shape=(3, 32, 32))
+    model = V.conv_vae(
+        z_dim=64, channels=(32, 64), hidden=512, n_res=1, shape=(3, 32, 32)
+    )
     V.train_vae(model, images[:-500], lr=1e-3, steps=steps, desc="CIFAR-10 VAE")
     return model, V.evaluate(model, images[-500:])
 
 
 try:
     cifar = data.load_cifar10("train")  # add root=... or download=True
-    x_cifar = torch.stack([cifar[i][0] for i in range(utils.fast_or_full(2000, 20_000))])
+    x_cifar = torch.stack(
+        [cifar[i][0] for i in range(utils.fast_or_full(2000, 20_000))]
+    )
     cifar_model, cifar_res = cifar_vae(x_cifar, utils.fast_or_full(100, 5000))
-    print(f"CIFAR-10: test -ELBO {cifar_res['neg_elbo']:.0f} nats per image (3,072 values)")
-    viz.show_images(cifar_model.sample(32, generator=g), nrow=8, title="CIFAR-10 VAE samples")
+    print(
+        f"CIFAR-10: test -ELBO {cifar_res['neg_elbo']:.0f} nats per image (3,072 values)"
+    )
+    viz.show_images(
+        cifar_model.sample(32, generator=g), nrow=8, title="CIFAR-10 VAE samples"
+    )
 except (FileNotFoundError, RuntimeError) as err:
-    print(f"CIFAR-10 is not available offline ({type(err).__name__}); checking the code path on random images.")
+    print(
+        f"CIFAR-10 is not available offline ({type(err).__name__}); checking the code path on random images."
+    )
     cifar_model, cifar_res = cifar_vae(torch.rand(700, 3, 32, 32, generator=g), steps=2)
-    assert cifar_model.sample(4).shape == (4, 3, 32, 32) and math.isfinite(cifar_res["neg_elbo"])
+    assert cifar_model.sample(4).shape == (4, 3, 32, 32) and math.isfinite(
+        cifar_res["neg_elbo"]
+    )
 
 # %% [markdown]
 # ## Summary
