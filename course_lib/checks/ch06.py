@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import torch
 
-from ..distributions import gaussian_kl
-from . import call_answer, passed, require
+from ..distributions import gaussian_kl, sample_normal_diag
+from . import call_answer, passed, reproduces, require
 
 
 def _inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -18,6 +18,7 @@ def _inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return mu, logvar, eps
 
 
+@reproduces(sample_normal_diag)
 def check_reparameterize(reparameterize: Callable) -> None:
     r"""``reparameterize(mu, logvar, eps)`` must return :math:`z = \mu + e^{\log\sigma^2/2}\,\varepsilon`
     with gradients flowing to ``mu`` and ``logvar``."""
@@ -47,6 +48,7 @@ def check_reparameterize(reparameterize: Callable) -> None:
     passed("z = mu + sigma * eps, and gradients reach both mu and logvar.")
 
 
+@reproduces(gaussian_kl)
 def check_kl_standard_normal(kl_standard_normal: Callable) -> None:
     r"""``kl_standard_normal(mu, logvar)`` must return :math:`\mathrm{KL}(\mathcal N(\mu,\sigma^2)\,\|\,\mathcal N(0,I))`
     per row, summed over the latent dimensions: shape ``(B,)``, with gradients to ``mu`` and ``logvar``."""

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..distributions import gaussian_kl, log_bernoulli, log_mean_exp
-from . import call_answer, passed, require
+from . import call_answer, passed, reproduces, require
 
 
 def vae_loss_inputs(seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -38,6 +38,7 @@ def require_loss_like(out: torch.Tensor, ref: torch.Tensor, inputs: dict[str, to
                 f"sigmoid-then-log).")
 
 
+@reproduces(gaussian_kl, log_bernoulli)
 def check_negative_elbo(negative_elbo: Callable) -> None:
     r"""``negative_elbo(x, logits, mu, logvar)`` must return the batch mean of
     :math:`-\log p(x\mid z) + \mathrm{KL}(q\,\|\,p)`, each summed over pixels / latent dimensions,
@@ -74,6 +75,7 @@ def check_negative_elbo(negative_elbo: Callable) -> None:
     passed("the negative ELBO (summed over pixels, averaged over images) matches course_lib, gradients too.")
 
 
+@reproduces(log_mean_exp)
 def check_iwae_estimate(iwae_estimate: Callable) -> None:
     r"""``iwae_estimate(log_w)`` with ``log_w`` of shape ``(k, B)`` must return
     :math:`\log\frac1k\sum_i e^{\log w_i}` per column, ``(B,)``, without overflow or underflow."""

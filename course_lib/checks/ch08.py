@@ -9,10 +9,11 @@ import torch.nn.functional as F
 
 from ..distributions import gaussian_kl, log_bernoulli
 from ..vae import kl_warmup
-from . import call_answer, passed, require
+from . import call_answer, passed, reproduces, require
 from .ch07 import require_loss_like, vae_loss_inputs
 
 
+@reproduces(kl_warmup)
 def check_kl_weight(kl_weight: Callable) -> None:
     r"""``kl_weight(step, warmup_steps)`` must rise linearly from 0 at step 0 to 1 at
     ``warmup_steps`` and stay at 1 afterwards; ``warmup_steps = 0`` means no warm-up."""
@@ -33,6 +34,7 @@ def check_kl_weight(kl_weight: Callable) -> None:
     passed("a linear KL warm-up from 0 to 1, then constant.")
 
 
+@reproduces(gaussian_kl, log_bernoulli)
 def check_beta_vae_loss(beta_vae_loss: Callable) -> None:
     r"""``beta_vae_loss(x, logits, mu, logvar, beta)`` must return the batch mean of
     :math:`-\log p(x\mid z) + \beta\,\mathrm{KL}(q\,\|\,p)` (Higgins et al., 2017), with the right
