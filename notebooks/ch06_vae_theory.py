@@ -126,7 +126,8 @@ log_joint = log_normal_diag(x, z @ W.T + b, torch.tensor(logvar_x), dim=1) + Nor
 bayes = log_joint - log_px
 assert torch.allclose(MultivariateNormal(m, S).log_prob(z), bayes, atol=1e-10)
 print(
-    f"log p(x) = {log_px.item():.4f};  posterior mean {m.squeeze().tolist()}, variances {S.diagonal().tolist()}"
+    f"log p(x) = {log_px.item():.4f};  posterior mean {m.squeeze().tolist()}, "
+    f"variances {S.diagonal().tolist()}"
 )
 
 # %% [markdown]
@@ -144,7 +145,8 @@ exact_enc = {k: v.clone() for k, v in vae.encoder.state_dict().items()}
 
 
 def set_encoder(delta: float, widen: float) -> None:
-    """Shift q's mean by delta posterior standard deviations on axis 0; multiply its variance by widen."""
+    """Shift q's mean by delta posterior standard deviations on axis 0;
+    multiply its variance by widen."""
     vae.encoder.load_state_dict(exact_enc)
     with torch.no_grad():
         vae.encoder.linear.bias[0] += delta * S[0, 0].sqrt()
@@ -164,10 +166,12 @@ kl_post = kl_divergence(q, MultivariateNormal(m, S)).item()
 se_w = (log_w.exp().std() / math.sqrt(N_MC)).item()
 se_elbo = (elbo.std() / math.sqrt(N_MC)).item()
 print(
-    f"E[w]     = {log_w.exp().mean().item():.6f} ± {se_w:.6f}   vs p(x) = {log_px.exp().item():.6f}"
+    f"E[w]     = {log_w.exp().mean().item():.6f} ± {se_w:.6f}   vs p(x) = "
+    f"{log_px.exp().item():.6f}"
 )
 print(
-    f"E[log w] = {log_w.mean().item():.4f}   ELBO (closed-form KL) = {elbo.mean().item():.4f} ± {se_elbo:.4f}"
+    f"E[log w] = {log_w.mean().item():.4f}   ELBO (closed-form KL) = "
+    f"{elbo.mean().item():.4f} ± {se_elbo:.4f}"
 )
 print(
     f"log p(x) - KL(q || p(z|x)) = {log_px.item() - kl_post:.4f}   (KL = {kl_post:.4f})"
@@ -244,7 +248,8 @@ for k in (1, 10, 100, 1000):
         )  # (reps,) independent estimates of L_k
     iwae[k] = (est.mean().item(), est.std().item() / math.sqrt(reps))
     print(
-        f"k = {k:4d}: L_k = {iwae[k][0]:8.4f} ± {iwae[k][1]:.4f}   (log p(x) = {log_px.item():.4f})"
+        f"k = {k:4d}: L_k = {iwae[k][0]:8.4f} ± {iwae[k][1]:.4f}   (log p(x) = "
+        f"{log_px.item():.4f})"
     )
 values = [v for v, _ in iwae.values()]
 assert all(b > a for a, b in zip(values, values[1:])), "L_k grows with k"
@@ -356,7 +361,8 @@ for name, est in [
     se = gr.std(0) / math.sqrt(N_MC)
     assert ((gr.mean(0) - exact).abs() < 4 * se + 1e-4).all(), name
     print(
-        f"{name:16s} mean {[round(v, 3) for v in gr.mean(0).tolist()]}  variance {[round(v, 2) for v in gr.var(0).tolist()]}"
+        f"{name:16s} mean {[round(v, 3) for v in gr.mean(0).tolist()]}  variance "
+        f"{[round(v, 2) for v in gr.var(0).tolist()]}"
     )
 print(f"{'exact':16s} mean {[round(v, 3) for v in exact.tolist()]}")
 
@@ -400,7 +406,8 @@ var = {
 }
 for name, v in var.items():
     print(
-        f"{name:26s} mean per-coordinate variance of d/dmu: {v:12.2f}   ratio to reparam: {v / var['reparameterised']:8.1f}"
+        f"{name:26s} mean per-coordinate variance of d/dmu: {v:12.2f}   ratio to "
+        f"reparam: {v / var['reparameterised']:8.1f}"
     )
 assert var["score function"] > 100 * var["reparameterised"]
 assert var["reparameterised"] < var["score function - baseline"] < var["score function"]
@@ -488,7 +495,8 @@ for logit in (0.0, 2.0, -4.0):
         log_bernoulli(xs, torch.full_like(xs, logit)).exp(), xs
     ).item()
     print(
-        f"logit {logit:+.0f}: integral over [0, 1] of the 'Bernoulli density' = {mass:.3f}"
+        f"logit {logit:+.0f}: integral over [0, 1] of the 'Bernoulli density' = "
+        f"{mass:.3f}"
     )
     assert mass < 0.99
 
@@ -511,14 +519,16 @@ print(
 )
 assert ((binarised.mean(0) - grey).abs() < 4 * se_bin + 1e-6).all()
 
-# 3. the floor: the best logits are logit(x) itself, where the loss is the binary entropy
+# 3. the floor: the best logits are logit(x) itself, where the loss is the binary
+# entropy
 clamped = digits.clamp(1e-6, 1 - 1e-6)
 floor = -log_bernoulli(digits, torch.logit(clamped), dim=(1, 2, 3))  # (1000,)
 assert torch.allclose(
     floor, bernoulli_entropy(digits, dim=(1, 2, 3)), atol=1e-3
 )  # course_lib's home for H
 print(
-    f"best possible -log p(x|z) on the 1,000 test digits: {floor.mean().item():.1f} nats per image "
+    f"best possible -log p(x|z) on the 1,000 test digits: {floor.mean().item():.1f} "
+    "nats per image "
     f"({(((digits > 0) & (digits < 1)).double().mean().item()):.0%} of pixels are grey)"
 )
 assert 30 < floor.mean().item() < 60

@@ -79,8 +79,10 @@ hist_mlp = V.train_or_load(
 )
 res_mlp = V.evaluate(mlp, x_test)
 print(
-    f"test -ELBO: {before['neg_elbo']:.1f} nats untrained -> {res_mlp['neg_elbo']:.1f} nats after "
-    f"{len(hist_mlp['loss'])} steps (reconstruction {res_mlp['rec']:.1f} + KL {res_mlp['kl']:.1f})"
+    f"test -ELBO: {before['neg_elbo']:.1f} nats untrained -> {res_mlp['neg_elbo']:.1f} "
+    "nats after "
+    f"{len(hist_mlp['loss'])} steps (reconstruction {res_mlp['rec']:.1f} + KL "
+    f"{res_mlp['kl']:.1f})"
 )
 assert res_mlp["neg_elbo"] < before["neg_elbo"] - 300, "the MLP VAE did not learn"
 assert res_mlp["neg_elbo"] < utils.fast_or_full(175, 118)
@@ -117,10 +119,12 @@ conv = recipes.train_mnist_vae(
 res_conv = V.evaluate(conv, x_test)
 print(
     f"conv VAE: {len(conv.history['loss'])} steps in {conv.history['time'][-1]:.0f} s; "
-    f"test -ELBO {res_conv['neg_elbo']:.1f} nats (reconstruction {res_conv['rec']:.1f} + KL {res_conv['kl']:.1f})"
+    f"test -ELBO {res_conv['neg_elbo']:.1f} nats (reconstruction {res_conv['rec']:.1f} "
+    f"+ KL {res_conv['kl']:.1f})"
 )
 assert res_conv["neg_elbo"] < utils.fast_or_full(200, 112)
-if not FAST:  # at full size the recipe beats the classic model (benchmarks/bench_vae.py: at equal time)
+# at full size the recipe beats the classic model (benchmarks/bench_vae.py: equal time)
+if not FAST:
     assert res_conv["neg_elbo"] < res_mlp["neg_elbo"]
 
 # %% [markdown]
@@ -174,7 +178,8 @@ rows = {
     ),
 }
 print(
-    f"{'model':16s} {'-ELBO':>8s} {'IWAE NLL (k=' + str(k_big) + ')':>20s} {'gap':>6s}  test digits"
+    f"{'model':16s} {'-ELBO':>8s} {'IWAE NLL (k=' + str(k_big) + ')':>20s} {'gap':>6s} "
+    " test digits"
 )
 for name, (ne, nll, n) in rows.items():
     print(f"{name:16s} {ne:8.2f} {nll:20.2f} {ne - nll:6.2f}  {n}")
@@ -221,7 +226,8 @@ gaps = A.inference_gaps(
     n_samples=utils.fast_or_full(50, 100),
 )
 print(
-    f"on {n_sub} test digits, MLP VAE: ELBO with the encoder {gaps.elbo_enc:.2f}, with q fitted per digit "
+    f"on {n_sub} test digits, MLP VAE: ELBO with the encoder {gaps.elbo_enc:.2f}, with "
+    "q fitted per digit "
     f"{gaps.elbo_opt:.2f}, IWAE log p(x) {gaps.log_px:.2f} nats\n"
     f"amortisation gap {gaps.amortisation:.2f} ± {gaps.amortisation_se:.2f}, "
     f"approximation gap {gaps.approximation:.2f} ± {gaps.approximation_se:.2f} nats"
@@ -246,7 +252,8 @@ no_code = (
     .item()
 )
 print(
-    f"-log p(x|z), conv VAE: {res_conv['rec']:.1f} nats; the mean image as a guess for every digit: {no_code:.1f} nats"
+    f"-log p(x|z), conv VAE: {res_conv['rec']:.1f} nats; the mean image as a guess for "
+    f"every digit: {no_code:.1f} nats"
 )
 assert res_conv["rec"] < no_code - 20, "the code must carry information about the digit"
 fig, axes = plt.subplots(2, 2, figsize=(11, 6))
@@ -358,8 +365,10 @@ exc_real, exc_fade = (
     A.floor_excess(conv, mids_pixel).mean().item(),
 )
 print(
-    f"conv VAE, mean over images (nats): real digits -ELBO {exc_real + floor_real:.1f} = floor {floor_real:.1f} "
-    f"+ {exc_real:.1f}; cross-fade midpoints -ELBO {exc_fade + floor_fade:.1f} = floor {floor_fade:.1f} + {exc_fade:.1f}"
+    f"conv VAE, mean over images (nats): real digits -ELBO {exc_real + floor_real:.1f} "
+    f"= floor {floor_real:.1f} "
+    f"+ {exc_real:.1f}; cross-fade midpoints -ELBO {exc_fade + floor_fade:.1f} = floor "
+    f"{floor_fade:.1f} + {exc_fade:.1f}"
 )
 if (
     not FAST
@@ -429,9 +438,12 @@ V.train_or_load(
 )
 nll_grey = V.iwae_nll(iwae_grey, x_test[:n_eval], k=k_big, seed=3)
 print(
-    f"IWAE NLL (k={k_big}, {n_eval} test digits), 784-200-200-50 tanh VAE trained on our 4,000 digits:\n"
-    f"  binarised train / binarised test: {nll_bin:7.2f} nats (-log-probability of binary images)\n"
-    f"  grey train / grey test:           {nll_grey:7.2f} nats (-Bernoulli score of grey levels)\n"
+    f"IWAE NLL (k={k_big}, {n_eval} test digits), 784-200-200-50 tanh VAE trained on "
+    "our 4,000 digits:\n"
+    f"  binarised train / binarised test: {nll_bin:7.2f} nats (-log-probability of "
+    "binary images)\n"
+    f"  grey train / grey test:           {nll_grey:7.2f} nats (-Bernoulli score of "
+    "grey levels)\n"
     f"  paper (binarised, 60,000 digits, 3,280 epochs): 86.76 nats"
 )
 assert abs(nll_bin - nll_grey) < utils.fast_or_full(25, 15), (
@@ -439,8 +451,8 @@ assert abs(nll_bin - nll_grey) < utils.fast_or_full(25, 15), (
 )
 
 # each estimate checked against its own model: -L_k falls with k, stays below -ELBO, and
-# training took it far below the untrained network's (tests/test_vae_analysis.py: a wrong
-# estimator or an untrained model fails)
+# training took it far below the untrained network's (tests/test_vae_analysis.py:
+# a wrong estimator or an untrained model fails)
 x_train_bin = torch.bernoulli(
     x_train[:n_eval], generator=torch.Generator().manual_seed(124)
 )
@@ -457,11 +469,13 @@ for name, model, tr, te, nll in [
     }
     facts = A.iwae_facts(ne_test, ladder, nll_untrained=nll_untrained[name], margin=100)
     print(
-        f"{name:9s}: -ELBO {ne_test:.2f}, -L_1 {ladder[1]:.2f}, -L_10 {ladder[10]:.2f}, -L_{k_big} {nll:.2f}; "
+        f"{name:9s}: -ELBO {ne_test:.2f}, -L_1 {ladder[1]:.2f}, -L_10 "
+        f"{ladder[10]:.2f}, -L_{k_big} {nll:.2f}; "
         f"untrained network {nll_untrained[name]:.0f} nats"
     )
     assert all(facts.values()), facts
-    # how much worse the model does on test digits than on the training digits it has seen (-ELBO)
+    # how much worse the model does on test digits than on the training digits it
+    # has seen (-ELBO)
     overfit[name] = ne_test - V.evaluate(model, tr)["neg_elbo"]
 print(
     "-ELBO on test digits minus -ELBO on training digits: "
@@ -528,11 +542,14 @@ true_elbo = -V.evaluate(nosample, x_test)["neg_elbo"]
 iwae_ns = -V.iwae_nll(nosample, x_test[:n_sub], k=k_big, seed=5)
 reported_sub = A.deterministic_elbo(nosample, x_test[:n_sub]).mean().item()
 print(
-    f"no-sampling 'VAE', test digits (nats): the objective it trained on {reported:.1f}; its true ELBO "
-    f"{true_elbo:.1f}\n  on {n_sub} digits: objective {reported_sub:.1f} vs IWAE (k={k_big}) {iwae_ns:.1f}"
+    "no-sampling 'VAE', test digits (nats): the objective it trained on "
+    f"{reported:.1f}; its true ELBO "
+    f"{true_elbo:.1f}\n  on {n_sub} digits: objective {reported_sub:.1f} vs IWAE "
+    f"(k={k_big}) {iwae_ns:.1f}"
 )
 print(
-    f"mean posterior log-variance: no-sampling {logvar_ns.mean():.3f} (sigma = 1 is 0), "
+    f"mean posterior log-variance: no-sampling {logvar_ns.mean():.3f} (sigma = 1 is "
+    "0), "
     f"real VAE {logvar_vae.mean():.3f}"
 )
 assert reported_sub > iwae_ns + 10, "the no-sampling objective is not a lower bound"
@@ -586,7 +603,8 @@ import torch.nn.functional as F
 def negative_elbo(
     x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
 ) -> torch.Tensor:
-    """Mean over the batch of -log p(x|z) (summed over pixels) + KL(q || N(0, I)) (summed over dims)."""
+    """Mean over the batch of -log p(x|z) (summed over pixels)
+    + KL(q || N(0, I)) (summed over dims)."""
     ### BEGIN SOLUTION
     rec = (
         F.binary_cross_entropy_with_logits(logits, x, reduction="none")

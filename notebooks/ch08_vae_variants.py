@@ -82,7 +82,8 @@ for beta in betas:
     )
     rd[beta] = V.evaluate(model, x_test)
     print(
-        f"beta = {beta:5.2f}: distortion {rd[beta]['rec']:6.1f} nats, rate {rd[beta]['kl']:5.1f} nats, "
+        f"beta = {beta:5.2f}: distortion {rd[beta]['rec']:6.1f} nats, rate "
+        f"{rd[beta]['kl']:5.1f} nats, "
         f"-ELBO {rd[beta]['neg_elbo']:6.1f}"
     )
 rates = [rd[b]["kl"] for b in betas]
@@ -120,8 +121,10 @@ iwae_small = A.beta_objectives(beta_models[0.25], x_test[:200], [1.0], k=k_beta 
     "iwae"
 ]
 print(
-    f"beta = 1/4 model, 200 test digits (nats): L_4 {obj[4.0]:.2f} <= ELBO {obj[1.0]:.2f} <= "
-    f"IWAE L_{k_beta} {obj['iwae']:.2f} (L_{k_beta // 10} {iwae_small:.2f}) < L_1/4 {obj[0.25]:.2f}"
+    f"beta = 1/4 model, 200 test digits (nats): L_4 {obj[4.0]:.2f} <= ELBO "
+    f"{obj[1.0]:.2f} <= "
+    f"IWAE L_{k_beta} {obj['iwae']:.2f} (L_{k_beta // 10} {iwae_small:.2f}) < L_1/4 "
+    f"{obj[0.25]:.2f}"
 )
 facts = A.beta_bound_facts(obj)
 assert all(facts.values()), facts
@@ -208,7 +211,8 @@ samples = cvae.sample(len(wanted), y=wanted, generator=g)  # (200, 1, 28, 28)
 with torch.no_grad():
     acc_cvae = (clf(samples).argmax(1) == wanted).float().mean().item()
 print(
-    f"classifier accuracy: real test digits {acc_real:.1%}; CVAE samples vs the requested class {acc_cvae:.1%}"
+    f"classifier accuracy: real test digits {acc_real:.1%}; CVAE samples vs the "
+    f"requested class {acc_cvae:.1%}"
 )
 assert acc_real > 0.9
 assert acc_cvae > utils.fast_or_full(0.6, 0.85)
@@ -279,7 +283,8 @@ for name, (kind, kw) in settings.items():
     }
     c = collapse[name]
     print(
-        f"{name:20s} -ELBO {c['neg_elbo']:6.2f}  distortion {c['rec']:6.2f}  rate {c['kl']:5.2f} nats  "
+        f"{name:20s} -ELBO {c['neg_elbo']:6.2f}  distortion {c['rec']:6.2f}  rate "
+        f"{c['kl']:5.2f} nats  "
         f"active units {c['au']:2d}/16"
     )
 
@@ -293,7 +298,8 @@ ax.legend(fontsize=8)
 # %%
 ref, plain = collapse["factorised decoder"], collapse["GRU decoder"]
 warmed, free = collapse["GRU + KL warm-up"], collapse["GRU + free bits"]
-# collapse: the strong decoder models the digits at least as well, with almost no information in z
+# collapse: the strong decoder models the digits at least as well, with almost no
+# information in z
 assert plain["kl"] < 0.2 * ref["kl"] and plain["neg_elbo"] < ref["neg_elbo"] + 1
 # while beta is small the code is used; as beta grows to 1 the rate decays again
 peak_warm, peak_plain = (
@@ -306,7 +312,8 @@ assert warmed["kl"] < 0.25 * peak_warm and warmed["kl"] < 0.5 * ref["kl"]
 assert free["kl"] > 0.5 * 16 * 0.5 and free["kl"] > 2 * warmed["kl"]
 assert free["neg_elbo"] > plain["neg_elbo"]  # ... at a price in ELBO
 print(
-    f"warm-up: rate up to {peak_warm:.1f} nats early in warm-up (plain ELBO: {peak_plain:.1f}), "
+    f"warm-up: rate up to {peak_warm:.1f} nats early in warm-up (plain ELBO: "
+    f"{peak_plain:.1f}), "
     f"{warmed['kl']:.2f} at the end of training"
 )
 
@@ -383,7 +390,8 @@ for name, make in variants.items():
     deep_res[name] = {"first": g_first, "last": g_last, **V.evaluate(model, x_test)}
     r = deep_res[name]
     print(
-        f"{name:16s} gradient norm: first layer {g_first:8.4f}, last layer {g_last:7.4f};  "
+        f"{name:16s} gradient norm: first layer {g_first:8.4f}, last layer "
+        f"{g_last:7.4f};  "
         f"test -ELBO {r['neg_elbo']:6.1f}, rate {r['kl']:5.2f} nats"
     )
 plain, leaky, resid = (
@@ -492,7 +500,8 @@ V.train_vae(
 )
 after = V.evaluate(face_vae, f_test)["neg_elbo"] - floor
 print(
-    f"test faces: -ELBO above the {floor:.0f}-nat floor: {before:.1f} untrained -> {after:.1f} nats"
+    f"test faces: -ELBO above the {floor:.0f}-nat floor: {before:.1f} untrained -> "
+    f"{after:.1f} nats"
 )
 assert after < 0.75 * before
 
@@ -512,7 +521,8 @@ viz.show_images(face_vae.sample(10, generator=g), nrow=5, title="samples", ax=ax
 
 # %%
 def cifar_vae(images: torch.Tensor, steps: int) -> tuple[V.VAE, dict]:
-    """A conv VAE on (N, 3, 32, 32) images in [0, 1]; returns the model and its test metrics."""
+    """A conv VAE on (N, 3, 32, 32) images in [0, 1]; returns the model and its test
+    metrics."""
     model = V.conv_vae(
         z_dim=64, channels=(32, 64), hidden=512, n_res=1, shape=(3, 32, 32)
     )
@@ -527,14 +537,16 @@ try:
     )
     cifar_model, cifar_res = cifar_vae(x_cifar, utils.fast_or_full(100, 5000))
     print(
-        f"CIFAR-10: test -ELBO {cifar_res['neg_elbo']:.0f} nats per image (3,072 values)"
+        f"CIFAR-10: test -ELBO {cifar_res['neg_elbo']:.0f} nats per image (3,072 "
+        "values)"
     )
     viz.show_images(
         cifar_model.sample(32, generator=g), nrow=8, title="CIFAR-10 VAE samples"
     )
 except (FileNotFoundError, RuntimeError) as err:
     print(
-        f"CIFAR-10 is not available offline ({type(err).__name__}); checking the code path on random images."
+        f"CIFAR-10 is not available offline ({type(err).__name__}); checking the code "
+        "path on random images."
     )
     cifar_model, cifar_res = cifar_vae(torch.rand(700, 3, 32, 32, generator=g), steps=2)
     assert cifar_model.sample(4).shape == (4, 3, 32, 32) and math.isfinite(
