@@ -60,6 +60,7 @@ from .vae_train import (  # noqa: F401 (re-exported)
     train_or_load,
     train_vae,
 )
+from .validate import check_unit_range
 
 # --- the VAE ---------------------------------------------------------------------------
 
@@ -154,6 +155,8 @@ class VAE(nn.Module):
         """
         dims = tuple(range(1, x.ndim))
         if self.likelihood == "bernoulli":
+            # pixels outside [0, 1] give a "log-likelihood" of any size and no error
+            check_unit_range(x, "x (the data of a Bernoulli VAE)")
             return log_bernoulli(x, out, dim=dims)
         return log_normal_diag(x, out, self.decoder_logvar.expand_as(out), dim=dims)
 

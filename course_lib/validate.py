@@ -55,6 +55,12 @@ def check_images(x: Any, name: str = "images", channels: int | Iterable[int] | N
                 f"{name} must have {want} channel(s) (N, {want}, H, W); got {x.shape[1]} in shape {tuple(x.shape)}. "
                 "Channels come second: permute (N, H, W, C) images with x.permute(0, 3, 1, 2)."
             )
+    return check_unit_range(x, name)
+
+
+def check_unit_range(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """``x`` after checking it holds finite floats in [0, 1] (any shape): the data range of
+    a Bernoulli likelihood on pixels, or of any image. Same errors as :func:`check_images`."""
     v = x.detach()
     if v.dtype == torch.bool:
         raise ValueError(f"{name} are bool; images must be floats in [0, 1]: convert with x.float().")

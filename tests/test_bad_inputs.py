@@ -263,3 +263,18 @@ def test_classifier_hash_is_pinned_in_the_source(tmp_path, monkeypatch):
         features.load_mnist_classifier()
     mine = features.save_mnist_classifier(features.MNISTClassifier(), tmp_path / "mine.pt")
     assert not features.load_mnist_classifier(mine).training  # a user's own file: its card decides
+
+
+@pytest.mark.parametrize("scale,fix", [(255.0, "divide by 255"), (None, r"\(x \+ 1\) / 2")])
+def test_bernoulli_vae_refuses_pixels_outside_unit_range(scale, fix):
+    """0..255 floats gave a loss of 1.5e22 and an ELBO of -6e13 with no error."""
+    from course_lib.vae import mlp_vae
+
+    torch.manual_seed(0)
+    vae = mlp_vae(z_dim=2)
+    x = torch.rand(4, 1, 28, 28)
+    x = x * scale if scale else 2 * x - 1
+    for call in (lambda: vae.elbo(x), lambda: vae.loss(x), lambda: vae.iwae_bound(x, 3)):
+        with pytest.raises(ValueError, match=fix):
+            call()
+    assert torch.isfinite(vae.elbo(torch.rand(4, 1, 28, 28)).elbo).all()
