@@ -522,30 +522,55 @@ class GANTrainer:
         return save_checkpoint(path, self.state_dict())
 
     def load(self, path: str | os.PathLike) -> GANTrainer:
-        """Resume from a checkpoint written by :meth:`save` (safe load, ``weights_only=True``)."""
+        """Resume from a checkpoint written by :meth:`save` (safe load, ``weights_only=True``).
+
+        The whole checkpoint is checked before anything is copied: a network that does not
+        fit, or training settings (``config``) that differ from this trainer's, raise an error
+        naming them, and the trainer is left as it was.
+        """
         device = next(self.G.parameters()).device
         state = load_checkpoint(path, map_location=device)
         missing = {"generator", "discriminator", "opt_g", "opt_d", "history"} - set(state)
         if missing:
             raise RuntimeError(f"{path} is not a GAN checkpoint: it lacks {sorted(missing)}")
-        try:
-            self.G.load_state_dict(state["generator"])
-            self.D.load_state_dict(state["discriminator"])
-            if self.G_ema is not None:
-                self.G_ema.load_state_dict(state.get("generator_ema", state["generator"]))
-        except RuntimeError as err:
-            raise RuntimeError(
-                f"{path} was saved from a different architecture ({err}). Build the same "
-                "G and D (sizes, channels, n_classes) before loading, or train afresh."
-            ) from err
+        modules = [("generator", self.G), ("discriminator", self.D)]
+        if self.G_ema is not None:
+            modules.append(("generator_ema", self.G_ema))
+        for key, module in modules:
+            problem = _state_mismatch(module.state_dict(), state.get(key, state["generator"]))
+            if problem:
+                raise RuntimeError(
+                    f"{path} was saved from a different architecture ({key}: {problem}). Build "
+                    "the same G and D (sizes, channels, n_classes) before loading, or train afresh."
+                )
+        saved = state.get("config", {})
+        differ = {k: (saved[k], v) for k, v in self.config.items() if k in saved and saved[k] != v}
+        if differ:
+            listed = ", ".join(f"{k}: saved {a!r}, this trainer {b!r}" for k, (a, b) in differ.items())
+            raise ValueError(
+                f"{path} was trained with other settings ({listed}). Build the trainer with the "
+                "saved settings to resume it, or use another checkpoint file for this run."
+            )
+        for key, module in modules:
+            module.load_state_dict(state.get(key, state["generator"]))
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.history = {k: list(v) for k, v in state["history"].items()}
         self.snapshots = [(int(s), x.cpu()) for s, x in state.get("snapshots", [])]
         self.fixed_z = state.get("fixed_z", self.fixed_z).cpu()
-        self.config.update({k: v for k, v in state.get("config", {}).items() if k != "ema"})
         return self
 
+
+def _state_mismatch(expected: dict, saved: dict) -> str:
+    """What keeps ``saved`` from loading into a module whose state is ``expected`` ('' if
+    nothing): missing or unexpected entries, or tensors of another shape."""
+    if set(saved) != set(expected):
+        lost, extra = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
+        return f"missing {lost[:3]}, unexpected {extra[:3]}"
+    for k, v in expected.items():
+        if tuple(saved[k].shape) != tuple(v.shape):
+            return f"{k} has shape {tuple(saved[k].shape)}, expected {tuple(v.shape)}"
+    return ""
 
 def train_gan(
     G: Generator, D: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None, *,

@@ -278,3 +278,35 @@ def test_bernoulli_vae_refuses_pixels_outside_unit_range(scale, fix):
         with pytest.raises(ValueError, match=fix):
             call()
     assert torch.isfinite(vae.elbo(torch.rand(4, 1, 28, 28)).elbo).all()
+
+
+def _small_gan(hidden=32, **kwargs):
+    from course_lib.gan import GANTrainer, MLPDiscriminator, MLPGenerator
+
+    torch.manual_seed(0)
+    G = MLPGenerator(latent_dim=8, hidden=(hidden,), image_shape=(1, 4, 4))
+    D = MLPDiscriminator(hidden=(hidden,), image_shape=(1, 4, 4))
+    return GANTrainer(G, D, **kwargs)
+
+
+def test_gan_load_checks_everything_before_copying(tmp_path):
+    """A checkpoint whose D does not fit used to overwrite G before the error."""
+    path = tmp_path / "gan.pt"
+    _small_gan(hidden=32).save(path)
+    other = _small_gan(hidden=32)
+    other.D = _small_gan(hidden=16).D  # D of another size
+    with torch.no_grad():
+        next(other.G.parameters()).normal_()  # G differs from the file's
+    before = {k: v.clone() for k, v in other.G.state_dict().items()}
+    with pytest.raises(RuntimeError, match="different architecture"):
+        other.load(path)
+    assert all(torch.equal(v, other.G.state_dict()[k]) for k, v in before.items())
+
+
+def test_gan_load_refuses_other_settings(tmp_path):
+    """The constructor's r1_gamma, g_loss, real_label were silently replaced by the file's."""
+    path = tmp_path / "gan.pt"
+    _small_gan(r1_gamma=1.0).save(path)
+    with pytest.raises(ValueError, match="r1_gamma: saved 1.0, this trainer 0.0"):
+        _small_gan(r1_gamma=0.0).load(path)
+    assert _small_gan(r1_gamma=1.0).load(path).config["r1_gamma"] == 1.0

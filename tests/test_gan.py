@@ -180,7 +180,8 @@ def test_trainer_learns_records_snapshots_and_resumes(tmp_path):
     assert tr.snapshots[0][1].shape == (8, 1, 28, 28)
 
     path = tr.save(tmp_path / "gan.pt")
-    tr2 = gan.GANTrainer(gan.MLPGenerator(latent_dim=16, hidden=(64,)), gan.MLPDiscriminator(hidden=(64,)))
+    tr2 = gan.GANTrainer(gan.MLPGenerator(latent_dim=16, hidden=(64,)), gan.MLPDiscriminator(hidden=(64,)),
+                         lr_g=1e-3, lr_d=1e-3)
     tr2.load(path)
     z = G.sample_latent(4)
     assert torch.equal(tr2.G(z), G(z)) and tr2.steps_done == 150
