@@ -175,10 +175,20 @@ plt.tight_layout();
 #  = \sum_i \sqrt{\lambda_i(B^\top\Sigma_2 B)} .
 # $$
 #
-# `metrics.trace_sqrt_product` takes $B$ from a Cholesky factorisation with pivoting
-# (LAPACK `dpstrf`), which stops at the numerical rank. It therefore also works when
-# $\Sigma_1$ is singular, as it always is with fewer samples than features. Then it needs
-# one symmetric eigenvalue problem, `eigvalsh`, in float64.
+# `metrics.trace_sqrt_product` takes $B = L$ from the Cholesky factorisation
+# $\Sigma_1 = LL^\top$. For a square invertible $L$, $L^{-1}(\Sigma_1\Sigma_2)L = L^\top\Sigma_2L = M$:
+# the two matrices are similar. Cholesky fails when $\Sigma_1$ is singular, as it always is
+# with fewer samples than features. Any $L$ with $LL^\top = \Sigma_1$ will do, and the
+# eigendecomposition $\Sigma_1 = V\operatorname{diag}(w)V^\top$ (`eigh`) gives one:
+# $L = V_k\operatorname{diag}(w_k)^{1/2}$ over the eigenvalues above rounding level,
+# $w_k > d\,\varepsilon\,w_{\max}$. The eigenvalues that are zero come out of `eigh` as noise of
+# either sign; kept, each would add about $\sqrt{\varepsilon w_{\max}}$ to the sum of square roots.
+# (The library gets its factor faster, from Cholesky with pivoting, LAPACK `dpstrf`, which
+# stops at the numerical rank.) Last comes one symmetric eigenvalue problem, `eigvalsh`, in
+# float64. The eigenvalues of $M$ are $\ge 0$ in exact arithmetic, so those that rounding
+# makes slightly negative are clipped at 0. $M$ has zero eigenvalues of its own when
+# $\Sigma_2$ has the lower rank; the trace is symmetric in the two, so the library then
+# factors $\Sigma_2$ instead.
 #
 # **An independent reference.** Write the centred features as $A_k = (X_k - \bar x_k)/\sqrt{n_k-1}$,
 # so $\Sigma_k = A_k^\top A_k$. The non-zero eigenvalues of
@@ -313,16 +323,17 @@ assert bench[n_def, "sqrtm"][0] > bench[n_def, "course_lib"][0], (
 # ### Exercise 1: the trace of the matrix square root
 #
 # Write `trace_sqrt_product(sigma1, sigma2)`, returning $\operatorname{Tr}\sqrt{\Sigma_1\Sigma_2}$
-# for two covariance matrices (NumPy arrays). Use a symmetric form: compute $\Sigma_1^{1/2}$
-# from `np.linalg.eigh`, then the eigenvalues of $\Sigma_1^{1/2}\Sigma_2\Sigma_1^{1/2}$ with
-# `np.linalg.eigvalsh`. It must be accurate when $\Sigma_1$ is singular. Eigenvalues that are
-# zero in exact arithmetic come out as rounding noise of either sign, about
-# $\varepsilon\lambda_{\max}$. A square root turns each into about $10^{-8}\sqrt{\lambda_{\max}}$,
-# and with dozens of them the sum loses half its digits. So set every eigenvalue below
-# $d\,\varepsilon\,\lambda_{\max}$ to zero before each square root
-# ($\varepsilon$ = `np.finfo(float).eps`). The check grades the answer on 128 features estimated
-# from 60 samples to a relative $10^{-10}$. `sqrtm(S1 @ S2)` and `eigvals(S1 @ S2)` fail it, and so
-# does clipping the noise at 0.
+# for two covariance matrices (NumPy arrays), by the route above. Factor $\Sigma_1 = LL^\top$
+# with `np.linalg.cholesky`. It raises `np.linalg.LinAlgError` when $\Sigma_1$ is singular; then
+# take `w, v = np.linalg.eigh(sigma1)`, keep the eigenvalues above $d\,\varepsilon\,w_{\max}$
+# ($\varepsilon$ = `np.finfo(float).eps`) and build $L$ = `v[:, keep] * np.sqrt(w[keep])`. Return
+# the sum of the square roots of the eigenvalues of $L^\top\Sigma_2L$ (`np.linalg.eigvalsh`),
+# with the slightly negative ones that rounding leaves clipped at 0. The threshold on $w$
+# matters: eigenvalues that are zero in exact arithmetic come out as rounding noise of
+# about $\varepsilon w_{\max}$. Through $L$, each adds about $10^{-8}\sqrt{w_{\max}}$ to the sum, and with
+# dozens of them the sum loses half its digits. The check grades the answer on 128 features
+# estimated from 60 samples to a relative $10^{-10}$. `sqrtm(S1 @ S2)` and `eigvals(S1 @ S2)`
+# fail it, and so does a factor that clips the noise of $w$ at 0 instead of dropping it.
 
 # %% nbgrader={"grade": false, "grade_id": "ch09-ex1", "locked": false, "schema_version": 3, "solution": true, "task": false}
 import numpy as np
@@ -332,13 +343,14 @@ def trace_sqrt_product(sigma1, sigma2):
     """Tr sqrt(sigma1 @ sigma2) for covariance matrices (d, d)."""
     ### BEGIN SOLUTION
     d, eps = len(sigma1), np.finfo(float).eps
-    w, v = np.linalg.eigh(sigma1)
-    # rounding noise of the zero eigenvalues -> exactly 0
-    w = np.where(w > d * eps * w.max(), w, 0.0)
-    root = (v * np.sqrt(w)) @ v.T  # sigma1^(1/2), symmetric
-    lam = np.linalg.eigvalsh(root @ sigma2 @ root)  # real, >= 0 up to rounding
-    lam = np.where(lam > d * eps * lam.max(), lam, 0.0)
-    return float(np.sqrt(lam).sum())
+    try:
+        factor = np.linalg.cholesky(sigma1)  # sigma1 = L L^T
+    except np.linalg.LinAlgError:  # singular sigma1: fewer samples than features
+        w, v = np.linalg.eigh(sigma1)
+        keep = w > d * eps * w.max()  # the rest: rounding noise of zero eigenvalues
+        factor = v[:, keep] * np.sqrt(w[keep])  # (d, rank): sigma1 = L L^T
+    lam = np.linalg.eigvalsh(factor.T @ sigma2 @ factor)  # real, >= 0 up to rounding
+    return float(np.sqrt(np.clip(lam, 0, None)).sum())  # negative ones are rounding: 0
     ### END SOLUTION
 
 

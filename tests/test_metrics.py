@@ -92,6 +92,100 @@ def test_trace_sqrt_product_is_symmetric_in_its_arguments():
     assert metrics.trace_sqrt_product(s1, s2) == pytest.approx(metrics.trace_sqrt_product(s2, s1), rel=1e-10)
 
 
+@pytest.mark.parametrize(
+    "n1,n2",
+    [(400, 300), (20, 20), (400, 15), (15, 400), (25, 12), (40, 40)],
+    ids=[
+        "full-rank",
+        "both-rank-deficient",
+        "sigma2-lower-rank",
+        "sigma1-lower-rank",
+        "unequal-rank-deficient",
+        "n-equals-d",
+    ],
+)
+def test_frechet_distance_agrees_with_the_references(n1, n2):
+    """The Cholesky / eigvalsh route against the nuclear norm of the features (any rank) and the
+    published eigvals method (full rank), far tighter than the 1e-6 the benchmark asks for."""
+    rng = np.random.default_rng(n1 + 7 * n2)
+    d = 40
+    x, y = _random_features(rng, n1, d), _random_features(rng, n2, d, shift=0.2, scale=1.3)
+    stats = (x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False))
+    got = metrics.frechet_distance(*stats)
+    assert got == pytest.approx(metrics.fid_nuclear(x, y), rel=1e-10)
+    if min(n1, n2) > d:
+        assert got == pytest.approx(metrics.frechet_distance_eigvals(*stats).value, rel=1e-9)
+    s1, s2 = stats[1], stats[3]
+    assert metrics.trace_sqrt_product(s1, s2) == pytest.approx(
+        metrics.trace_sqrt_product(s2, s1), rel=1e-10
+    )
+
+
+def test_frechet_distance_is_exact_on_ill_conditioned_singular_covariances():
+    """n = d samples with a decaying spectrum: rank d - 1 and eigenvalues spread over 1e9. The
+    small eigenvalues of L^T S2 L count; a factor with its columns in ascending order, as
+    ``eigh`` returns them, loses about 1e-8 relative here."""
+    d = 128
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        mix = rng.standard_normal((d, d)) / math.sqrt(d) / np.sqrt(1 + np.arange(d))
+        x, y = rng.standard_normal((d, d)) @ mix.T, 1.2 * rng.standard_normal((d, d)) @ mix.T + 0.05
+        stats = (x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False))
+        ref = metrics.fid_nuclear(x, y)
+        assert metrics.frechet_distance(*stats) == pytest.approx(ref, rel=1e-10)
+
+
+@pytest.mark.parametrize("seed", [15, 20, 25])
+def test_a_singular_covariance_that_cholesky_accepts_is_factored_by_its_rank(seed):
+    """10 samples of 10 features: rank 9, yet rounding leaves Cholesky a tiny positive pivot.
+    psd_factor must see the rank (9 columns), or L^T S L keeps a noise eigenvalue."""
+    rng = np.random.default_rng(seed)
+    d = 10
+    x, y = _random_features(rng, d + 1, d), _random_features(rng, d, d, shift=0.2, scale=1.3)
+    s2 = np.cov(y, rowvar=False)
+    scipy.linalg.cholesky(s2, lower=True)  # succeeds although s2 is singular
+    assert metrics.psd_factor(s2).shape == (d, d - 1)
+    got = metrics.frechet_distance(x.mean(0), np.cov(x, rowvar=False), y.mean(0), s2)
+    assert got == pytest.approx(metrics.fid_nuclear(x, y), rel=1e-12)
+
+
+def _rotated(q, w):
+    return (q * w) @ q.T
+
+
+def test_trace_sqrt_product_keeps_small_eigenvalues_of_a_singular_factor():
+    """Tr sqrt(S c^2 I) = c sum sqrt(w): a factor that dropped the eigenvalue 1e-8 of the singular
+    S (square root 1e-4) would be off by 1e-4 relative."""
+    rng = np.random.default_rng(11)
+    d, c = 12, 1.5
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    w = np.zeros(d)
+    w[:4] = [1.0, 0.3, 1e-4, 1e-8]  # rank 4
+    s = _rotated(q, w)
+    factor = metrics.psd_factor(s)
+    assert factor.shape == (d, 4)
+    np.testing.assert_allclose(factor @ factor.T, s, atol=1e-14)
+    expected = c * np.sqrt(w).sum()
+    assert metrics.trace_sqrt_product(s, c**2 * np.eye(d)) == pytest.approx(expected, rel=1e-10)
+    assert metrics.trace_sqrt_product(c**2 * np.eye(d), s) == pytest.approx(expected, rel=1e-10)
+
+
+def test_trace_sqrt_product_clips_the_rounding_noise_of_zero_eigenvalues():
+    """Covariances of equal rank 30 whose supports share 20 directions: L^T S2 L has 10 zero
+    eigenvalues, which rounding makes partly negative. Without the clip at 0 their square roots
+    are NaN; Tr sqrt(S1 S2) = sum sqrt(w1 w2) (same eigenvectors)."""
+    rng = np.random.default_rng(12)
+    d = 50
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    w1, w2 = np.zeros(d), np.zeros(d)
+    w1[:30], w2[10:40] = rng.uniform(0.5, 2.0, 30), rng.uniform(0.5, 2.0, 30)
+    s1, s2 = _rotated(q, w1), _rotated(q, w2)
+    factor = metrics.psd_factor(s1)
+    assert factor.shape == (d, 30) and np.linalg.eigvalsh(factor.T @ s2 @ factor).min() < 0
+    got = metrics.trace_sqrt_product(s1, s2)
+    assert math.isfinite(got) and got == pytest.approx(np.sqrt(w1 * w2).sum(), rel=1e-6)
+
+
 def test_fid_input_errors():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((50, 4))

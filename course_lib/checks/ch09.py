@@ -60,11 +60,12 @@ def _rank_deficient_pair(rng: np.random.Generator, d: int = 128, n: int = 60) ->
 def check_trace_sqrt_product(fn: Callable) -> None:
     r"""``fn(sigma1, sigma2)`` must return :math:`\operatorname{Tr}\sqrt{\Sigma_1\Sigma_2}` as a float.
 
-    Reference: :func:`course_lib.metrics.trace_sqrt_product`. Tried on full-rank
-    and rank-deficient 6x6 covariances, then on covariances of 128 features
-    estimated from 60 samples (rank 59) to a relative 1e-10: there the zero
+    Reference: :func:`course_lib.metrics.trace_sqrt_product`, the route of chapter 9:
+    :math:`\Sigma_1 = L L^\top`, then the eigenvalues of the symmetric :math:`L^\top\Sigma_2 L`.
+    Tried on full-rank and rank-deficient 6x6 covariances, then on covariances of 128
+    features estimated from 60 samples (rank 59) to a relative 1e-10: there the zero
     eigenvalues come out as rounding noise whose square roots add up, which
-    ``sqrtm(S1 @ S2)``, ``eigvals(S1 @ S2)`` and clipping at 0 all suffer from.
+    ``sqrtm(S1 @ S2)``, ``eigvals(S1 @ S2)`` and a factor that keeps the noise all suffer from.
     """
     rng = np.random.default_rng(9)
     name = "trace_sqrt_product"
@@ -82,8 +83,8 @@ def check_trace_sqrt_product(fn: Callable) -> None:
              "Tr sqrt(S1^(1/2) S2 S1^(1/2))."),
             (np.trace(s1 @ s2), "You summed the eigenvalues of S1 S2 without taking their square roots."),
             (np.sqrt(np.clip(np.linalg.eigvalsh(s1 @ s2), 0, None)).sum(), "You called eigvalsh on "
-             "S1 @ S2, which is not symmetric: eigvalsh reads only one triangle. Use the symmetric "
-             "S1^(1/2) S2 S1^(1/2)."),
+             "S1 @ S2, which is not symmetric: eigvalsh reads only one triangle. Factor S1 = L L^T "
+             "and use the symmetric L^T S2 L, which has the same eigenvalues."),
         ]
         for value, message in mistakes:
             require(not _close(got, value), message)
@@ -95,6 +96,13 @@ def check_trace_sqrt_product(fn: Callable) -> None:
             with np.errstate(invalid="ignore"):
                 got = _scalar(call_answer(fn, s1.copy(), s2.copy()), name)
         except np.linalg.LinAlgError as err:
+            if "positive definite" in str(err):
+                raise CheckFailed(
+                    f"{name} raised LinAlgError ({err}) for covariances {case}: Cholesky fails on "
+                    "a singular covariance (fewer samples than features). Catch "
+                    "np.linalg.LinAlgError and factor S1 from np.linalg.eigh instead: "
+                    "L = V_k sqrt(w_k) over the eigenvalues w_k above d * eps * w.max()."
+                ) from err
             raise CheckFailed(
                 f"{name} raised LinAlgError ({err}) for covariances {case}: a NaN got into "
                 "a matrix. Rounding makes zero eigenvalues slightly negative (-1e-17) and np.sqrt turns "
@@ -110,9 +118,10 @@ def check_trace_sqrt_product(fn: Callable) -> None:
                 f"{abs(got - ref) / ref:.1e} (allowed {rtol:g}). Eigenvalues that are zero in exact "
                 "arithmetic come out as rounding noise of about eps * lambda_max; each square root "
                 "turns that into about 1e-8 * sqrt(lambda_max), and dozens of them add up. "
-                "sqrtm(S1 @ S2), eigvals(S1 @ S2) and clipping at 0 all keep this noise: set every "
-                "eigenvalue below d * eps * lambda_max to 0 before each square root "
-                "(eps = np.finfo(float).eps)."
+                "sqrtm(S1 @ S2), eigvals(S1 @ S2) and a square root or factor of S1 that keeps "
+                "its eigenvalues clipped at 0 all keep this noise. Factor S1 = L L^T from its "
+                "eigenvalues above d * eps * lambda_max only (eps = np.finfo(float).eps), then "
+                "take the eigenvalues of L^T S2 L."
             )
         require(_close(got, ref, rtol), f"{name} is wrong for covariances {case}: {got} vs {ref}")
     passed(f"{name} matches the library to 1e-10, also on rank-deficient covariances of 128 features.")

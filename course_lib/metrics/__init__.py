@@ -11,7 +11,7 @@ through :func:`course_lib.features.extract` first. Computations are done in
 float64 NumPy; results are Python floats.
 
 * :mod:`.frechet` -- :func:`frechet_distance`, :func:`fid` (Heusel et al., 2017) through a
-  pivoted Cholesky factor; :func:`fid_nuclear`, an independent reference;
+  Cholesky factor and ``eigvalsh``; :func:`fid_nuclear`, an independent reference;
   :func:`fid_infinity` (Chong & Forsyth, 2020); the published ``sqrtm`` / ``eigvals`` methods.
 * :mod:`.kid` -- :func:`kid` (Bińkowski et al., 2018): unbiased MMD² with the cubic kernel.
 * :mod:`.inception` -- :func:`inception_score` (Salimans et al., 2016).

@@ -1,8 +1,8 @@
 r"""The Fréchet distance and FID (Heusel et al., 2017), stably and fast; FID's bias in n and FID_∞.
 
 Chapter 9 derives every formula here. The trace of the matrix square root is
-computed through a pivoted Cholesky factor (no ``sqrtm``, finite on
-rank-deficient covariances); :func:`fid_nuclear` is an independent route
+computed from a Cholesky factor and one symmetric eigenvalue problem (no ``sqrtm``,
+exact on rank-deficient covariances); :func:`fid_nuclear` is an independent route
 through a nuclear norm, used as the reference in tests.
 :func:`frechet_distance_sqrtm` and :func:`frechet_distance_eigvals` are the
 methods of published code (pytorch-fid; torchmetrics / torch-fidelity), kept
@@ -16,7 +16,9 @@ import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.linalg import lapack
+import scipy.linalg
+import scipy.linalg.lapack
+from scipy.linalg.blas import dtrmm
 
 from ._inputs import ArrayLike, _as_float64, _features, _same_dim
 
@@ -56,108 +58,115 @@ def _covariance(sigma: ArrayLike, name: str, d: int) -> np.ndarray:
     s = _as_float64(sigma, name)
     if s.shape != (d, d):
         raise ValueError(f"{name} must be ({d}, {d}) to match the mean; got shape {s.shape}")
-    scale = max(np.abs(s).max(), np.finfo(float).tiny)
-    if np.abs(s - s.T).max() > 1e-5 * scale:
-        raise ValueError(f"{name} is not symmetric; a covariance matrix must be.")
+    scale = max(s.max(), -s.min(), np.finfo(float).tiny)
+    if not (s == s.T).all():  # np.cov's output is exactly symmetric: then no float temporaries
+        if np.abs(s - s.T).max() > 1e-5 * scale:
+            raise ValueError(f"{name} is not symmetric; a covariance matrix must be.")
+        s = (s + s.T) / 2
     if np.diag(s).min() < -1e-8 * scale:
         raise ValueError(f"{name} has a negative variance on its diagonal; it is not a covariance matrix.")
-    return (s + s.T) / 2
+    return s
 
 
-def _pstrf(sigma: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """LAPACK ``dpstrf`` (Cholesky with complete pivoting): (factor storage, 0-based pivots, rank)."""
-    c, piv, rank, info = lapack.dpstrf(sigma, lower=1)
-    if info < 0:  # pragma: no cover - LAPACK argument error
-        raise RuntimeError(f"LAPACK dpstrf failed with info={info}")
-    piv = piv - 1
-    d = len(sigma)
-    if rank < d:  # dpstrf stopped early: the remainder Sigma - B B^T must vanish for a PSD matrix
-        b = _factor_columns(c, piv, rank)
-        probe = np.random.default_rng(0).standard_normal((d, 2))  # (d, 2) fixed probe vectors
-        residual = np.abs(sigma @ probe - b @ (b.T @ probe)).max()
-        scale = max(np.abs(sigma @ probe).max(), np.finfo(float).tiny)
-        if residual > 1e-6 * scale:
-            raise ValueError(
-                f"{name} is not positive semi-definite (Cholesky remainder {residual:.3g}); "
-                "pass a real covariance matrix, e.g. from gaussian_stats(features)."
-            )
-    return c, piv, rank
+def _psd_eigenvalues(w: np.ndarray, name: str) -> np.ndarray:
+    r"""Eigenvalues ``w`` of a symmetric positive semi-definite matrix, negative ones clipped at 0.
 
-
-def _factor_columns(c: np.ndarray, piv: np.ndarray, rank: int) -> np.ndarray:
-    b = np.zeros((len(c), rank))
-    b[piv] = np.tril(c[:, :rank])  # row i of L belongs to row piv[i] of Sigma
-    return b
+    A PSD matrix's eigenvalues are :math:`\ge 0`; ``eigvalsh`` returns those that are zero in exact
+    arithmetic as rounding noise of either sign, and :math:`\sqrt{\cdot}` of a negative one
+    would be NaN. An eigenvalue below :math:`-10^{-6}\lambda_{\max}` is not rounding: the
+    matrix ``name`` stands for is not PSD, and this raises.
+    """
+    top = max(w.max(initial=0.0), np.finfo(float).tiny)
+    if w.min(initial=0.0) < -1e-6 * top:
+        raise ValueError(
+            f"{name} is not positive semi-definite (eigenvalue {w.min():.3g}, largest {top:.3g}); "
+            "pass a real covariance matrix, e.g. from gaussian_stats(features)."
+        )
+    return np.clip(w, 0.0, None)
 
 
 def psd_factor(sigma: np.ndarray, name: str = "the covariance") -> np.ndarray:
-    r"""A factor :math:`B` (d, r) with :math:`\Sigma = B B^\top`, r = numerical rank (chapter 9).
+    r"""A factor :math:`L` (d, r) with :math:`\Sigma = L L^\top`, r the numerical rank (chapter 9).
 
-    Cholesky with complete pivoting (LAPACK ``dpstrf``):
-    :math:`P^\top \Sigma P = L L^\top`, so :math:`B = P L`. It stops at the
-    numerical rank, so it works on rank-deficient covariances where plain
-    Cholesky fails. Raises if :math:`\Sigma` is clearly not positive
-    semi-definite (checked on two fixed random probe vectors, O(d r)).
+    The Cholesky factor (r = d) when :math:`\Sigma` is positive definite. Cholesky fails (or
+    leaves a pivot at rounding level) on a rank-deficient :math:`\Sigma` (n <= d samples give
+    rank <= n - 1); then Cholesky with pivoting (LAPACK ``dpstrf``), :math:`P^\top\Sigma P = L_r L_r^\top` and :math:`L = P L_r`,
+    which stops at the numerical rank: its remaining pivots are at rounding level,
+    :math:`\le d\,\varepsilon\max_k \Sigma_{kk}`. Any other factor with :math:`LL^\top = \Sigma`
+    would do (chapter 9's exercise builds one from ``eigh``); this one costs a Cholesky, not a
+    d x d eigendecomposition. Raises if :math:`\Sigma` is clearly not positive semi-definite.
     """
-    if len(sigma) == 0:
-        return np.zeros((0, 0))
-    return _factor_columns(*_pstrf(sigma, name))
-
-
-def _congruence(c: np.ndarray, piv: np.ndarray, rank: int, other: np.ndarray) -> np.ndarray:
-    """M = B^T other B for the factor B = P L of :func:`_pstrf`; (rank, rank), symmetric."""
-    if rank == len(c):  # full rank: two triangular products (BLAS trmm), half the cost of matmul
-        from scipy.linalg.blas import dtrmm
-
-        permuted = other.take(piv, 0).take(piv, 1)  # P^T other P
-        t = dtrmm(1.0, c, permuted, side=1, lower=1)  # (P^T other P) L; reads only tril(c)
-        return dtrmm(1.0, c, t, side=0, lower=1, trans_a=1)  # L^T (P^T other P) L
-    b = _factor_columns(c, piv, rank)  # (d, r)
-    return b.T @ (other @ b)
-
-
-def _sum_sqrt_eig(m: np.ndarray, other_name: str) -> tuple[float, int]:
-    """(sum of sqrt of eigenvalues clipped at 0, number of numerically zero eigenvalues).
-
-    M = B^T S B is PSD whenever S is, so a clearly negative eigenvalue means S is
-    not a covariance matrix (with B of full rank the inertia of M is that of S).
-    """
-    w = np.linalg.eigvalsh((m + m.T) / 2) if len(m) else np.zeros(0)
-    top = max(w.max(initial=0.0), np.finfo(float).tiny)
-    if w.size and w.min() < -1e-6 * top:
+    try:
+        factor = scipy.linalg.cholesky(sigma, lower=True, check_finite=False)
+        # The pivot L_kk^2 is the variance of feature k that features 1..k-1 leave unexplained.
+        # Where a singular sigma has a zero pivot, rounding can leave a tiny positive one, so
+        # the factor is used only if every pivot keeps more than sqrt(eps) of its variance.
+        if (np.diag(factor) ** 2 > np.sqrt(np.finfo(float).eps) * np.diag(sigma)).all():
+            return factor
+    except np.linalg.LinAlgError:  # a pivot <= 0: singular, or not a covariance
+        pass
+    c, piv, rank, info = scipy.linalg.lapack.dpstrf(sigma, lower=1)
+    if info < 0:  # pragma: no cover - LAPACK argument error
+        raise RuntimeError(f"LAPACK dpstrf failed with info={info}")
+    factor = np.zeros((len(sigma), rank))
+    factor[piv - 1] = np.tril(c[:, :rank])  # row k of L_r is row piv[k] of L; (d, r)
+    # L L^T reproduces the pivoted rows and columns of sigma; on the others it leaves the
+    # Schur complement, which vanishes (up to rounding) exactly when sigma is PSD.
+    rest = piv[rank:] - 1
+    schur = sigma[np.ix_(rest, rest)] - factor[rest] @ factor[rest].T
+    if schur.size and np.abs(schur).max() > 1e-6 * np.abs(sigma).max():
         raise ValueError(
-            f"{other_name} is not positive semi-definite (B^T {other_name} B has eigenvalue "
-            f"{w.min():.3g}); pass a real covariance matrix, e.g. from gaussian_stats(features)."
+            f"{name} is not positive semi-definite (Cholesky leaves a remainder of "
+            f"{np.abs(schur).max():.3g}); pass a real covariance matrix, e.g. from "
+            "gaussian_stats(features)."
         )
-    tiny = int((w <= len(w) * np.finfo(float).eps * top).sum())
-    return float(np.sqrt(np.clip(w, 0, None)).sum()), tiny
+    return factor
+
+
+def _congruence_eigenvalues(factor: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Eigenvalues (r,) of the symmetric ``factor.T @ other @ factor``, as ``eigvalsh`` returns them."""
+    if factor.shape[0] == factor.shape[1] and not np.triu(factor, 1).any():
+        # the Cholesky factor is triangular: BLAS trmm needs half the flops of two matmuls
+        m = dtrmm(1.0, factor, dtrmm(1.0, factor, other, side=1, lower=1), lower=1, trans_a=1)
+    else:
+        m = factor.T @ (other @ factor)  # (r, r)
+    # LAPACK dsyev reads one triangle; measured a little faster than np.linalg.eigvalsh here
+    return scipy.linalg.eigh(
+        m, eigvals_only=True, driver="ev", overwrite_a=True, check_finite=False
+    )
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     r""":math:`\operatorname{Tr}\sqrt{\Sigma_1\Sigma_2}` without a general matrix square root (chapter 9).
 
-    With :math:`\Sigma_1 = B B^\top` (:func:`psd_factor`), :math:`\Sigma_1\Sigma_2 = B (B^\top \Sigma_2)`
-    has the same non-zero eigenvalues as :math:`M = B^\top \Sigma_2 B`, which is
-    symmetric positive semi-definite. Hence
+    Chapter 9 derives it: with :math:`\Sigma_1 = L L^\top` (:func:`psd_factor`),
+    :math:`\Sigma_1\Sigma_2 = L\,(L^\top\Sigma_2)` has the same non-zero eigenvalues as
+    :math:`M = L^\top\Sigma_2 L`, since XY and YX do; for a square invertible L the two are
+    similar, :math:`L^{-1}(\Sigma_1\Sigma_2)L = M`. M is symmetric positive semi-definite,
+    so its eigenvalues are real and :math:`\ge 0`, and
 
-    .. math:: \operatorname{Tr}\sqrt{\Sigma_1\Sigma_2} = \sum_i \sqrt{\lambda_i(B^\top \Sigma_2 B)},
+    .. math:: \operatorname{Tr}\sqrt{\Sigma_1\Sigma_2} = \sum_i \sqrt{\lambda_i(L^\top\Sigma_2 L)} .
 
-    one pivoted Cholesky, two triangular products and one symmetric eigenvalue
-    problem, in float64. A clearly negative eigenvalue of M means
-    :math:`\Sigma_2` is not positive semi-definite, and raises. If M has numerically zero eigenvalues (their rounding
-    noise would enter through :math:`\sqrt{\cdot}`) and :math:`\Sigma_2` has lower
-    rank, the roles swap: the trace is symmetric in the two. Tiny negative
-    eigenvalues from rounding are clipped to zero.
+    One Cholesky factorisation (with pivoting when :math:`\Sigma_1` is singular), two matrix
+    products and one symmetric eigenvalue problem (LAPACK ``dsyev``), in float64. Eigenvalues of M that rounding made
+    negative are clipped at 0. M has zero eigenvalues when :math:`\Sigma_2` has lower rank
+    than :math:`\Sigma_1`; the clip would keep the positive half of their rounding noise,
+    so then the roles swap (the trace is symmetric in the two). A clearly negative
+    eigenvalue of M means :math:`\Sigma_2` is not positive semi-definite, and raises.
     """
     if len(sigma1) == 0:
         return 0.0
-    f1 = _pstrf(sigma1, "sigma1")
-    value, zeros = _sum_sqrt_eig(_congruence(*f1, sigma2), "sigma2")
-    if zeros:  # M is singular: factor sigma2 too and keep the smaller problem
-        f2 = _pstrf(sigma2, "sigma2")
-        if f2[2] < f1[2]:
-            value, _ = _sum_sqrt_eig(_congruence(*f2, sigma1), "sigma1")
-    return value
+    factor, other = psd_factor(sigma1, "sigma1"), "sigma2"  # (d, r1)
+    lam = _congruence_eigenvalues(factor, sigma2)
+    if (lam <= np.finfo(float).eps * lam.max(initial=0.0)).any():
+        # M has (numerically) zero eigenvalues, as when sigma2 has lower rank than sigma1.
+        # They come out as rounding noise of either sign, and the clip at 0 below would keep
+        # the positive half. The trace is symmetric in the two, so factor sigma2 instead if
+        # it has the lower rank: then M has no zero eigenvalues.
+        factor2 = psd_factor(sigma2, "sigma2")  # (d, r2)
+        if factor2.shape[1] < factor.shape[1]:
+            lam, other = _congruence_eigenvalues(factor2, sigma1), "sigma1"
+    return float(np.sqrt(_psd_eigenvalues(lam, other)).sum())
 
 
 def _clip_rounding(value: float, scale: float) -> float:
@@ -239,8 +248,6 @@ def frechet_distance_sqrtm(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
     is dropped. Shown in chapter 9 to be slower and less accurate than
     :func:`frechet_distance`; do not use it for results.
     """
-    import scipy.linalg
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "Matrix is singular" when n <= d
         root = scipy.linalg.sqrtm(sigma1 @ sigma2)
