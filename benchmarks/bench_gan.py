@@ -24,6 +24,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 
 import torch
 
@@ -31,9 +32,9 @@ from course_lib import features, metrics, recipes
 from course_lib.data import load_mnist
 
 EXTRA = {
-    "no-ema": ("recipe without the EMA of G", {**recipes.MNIST_GAN_CONFIG, "ema": 0.0}),
-    "r1": ("recipe with the R1 penalty, gamma 1", {**recipes.MNIST_GAN_CONFIG, "r1_gamma": 1.0}),
-    "lr2e-4": ("classic MLP, lr 2e-4, batch 64", {**recipes.CLASSIC_MLP_GAN_CONFIG, "lr_g": 2e-4, "lr_d": 2e-4, "batch_size": 64}),
+    "no-ema": ("recipe without the EMA of G", replace(recipes.MNIST_GAN_CONFIG, ema=0.0)),
+    "r1": ("recipe with the R1 penalty, gamma 1", replace(recipes.MNIST_GAN_CONFIG, r1_gamma=1.0)),
+    "lr2e-4": ("classic MLP, lr 2e-4, batch 64", replace(recipes.CLASSIC_MLP_GAN_CONFIG, lr_g=2e-4, lr_d=2e-4, batch_size=64)),
 }
 
 

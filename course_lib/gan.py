@@ -1,4 +1,4 @@
-r"""GANs: models, losses from logits, the correct alternating step and a trainer.
+r"""GANs: models, losses from logits and the correct alternating step (the trainer: :mod:`course_lib.gan_train`).
 
 Derived in chapter 2 (theory) and used in chapters 3 (MLP GAN on MNIST) and 4
 (DCGAN, conditional GAN). The game is the one of Goodfellow et al. (2014),
@@ -28,16 +28,13 @@ Conventions:
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .train import History, fit
-from .utils import load_checkpoint, save_checkpoint
+from .train import optimizer_step
 
 MNIST_SHAPE = (1, 28, 28)
 LABEL_DIM = 10  # size of the generator's learned label code
@@ -363,234 +360,17 @@ def gan_step(
     loss_d = d_loss(real_logits, fake_logits, real_label)
     if r1_gamma:
         loss_d = loss_d + 0.5 * r1_gamma * r1_penalty(real_logits, real)
-    opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    opt_d.step()
+    optimizer_step(loss_d, opt_d, name="loss_d")  # zero_grad, backward, step; refuses NaN
 
     # G step: a fresh forward through the updated D, its own backward, only G steps
     loss_g = G_LOSSES[g_loss](D(fake, labels))
-    opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    opt_g.step()
+    optimizer_step(loss_g, opt_g, name="loss_g")
 
     return {
         "loss_d": loss_d.item(), "loss_g": loss_g.item(),
         "d_real": torch.sigmoid(real_logits).mean().item(),
         "d_fake": torch.sigmoid(fake_logits).mean().item(),
     }
-
-
-StepFn = Callable[..., dict[str, float]]
-
-
-class GANTrainer:
-    r"""Trains a GAN with :func:`gan_step` on :func:`course_lib.train.fit` (chapters 3 and 4).
-
-    Holds the two networks, their Adam optimisers, the ``history`` (``loss_d``,
-    ``loss_g``, ``d_real``, ``d_fake`` per step) and ``snapshots``: a list of
-    ``(step, images)`` sample grids drawn from fixed latent codes every
-    ``sample_every`` steps, to watch training progress. ``save``/``load`` write
-    and resume a checkpoint (weights, optimiser states, history, snapshots).
-
-    ``step_fn`` replaces :func:`gan_step` (chapter 3 plugs in the broken loops
-    of :mod:`course_lib.gan_bugs` here); it has the same signature.
-
-    ``ema > 0`` also keeps an exponential moving average of the generator's
-    weights, :math:`\bar\theta \leftarrow \beta_t\bar\theta + (1-\beta_t)\theta` after every step
-    (Yazıcı et al., 2019; Karras et al., 2018), with the warm-up
-    :math:`\beta_t = \min(\beta, (1+t)/(10+t))` so that short runs do not average in the initial
-    weights. ``benchmarks/bench_gan.py --extra no-ema`` prints the FID of the average,
-    ``G_ema``, against that of the last iterate for the chapter 4 recipe;
-    :attr:`generator` returns the average, and snapshots are drawn from it.
-    """
-
-    def __init__(
-        self, G: Generator, D: nn.Module, *, lr_g: float = 2e-4, lr_d: float = 2e-4,
-        betas: tuple[float, float] = (0.5, 0.999), g_loss: str = "non_saturating",
-        real_label: float = 1.0, r1_gamma: float = 0.0, n_snapshot: int = 64, seed: int = 0,
-        step_fn: StepFn | None = None, ema: float = 0.0,
-    ):
-        if g_loss not in G_LOSSES:
-            raise ValueError(f"g_loss={g_loss!r}: choose one of {sorted(G_LOSSES)}")
-        if not 0.0 < real_label <= 1.0:
-            raise ValueError(f"real_label must be in (0, 1], got {real_label}")
-        if getattr(D, "n_classes", 0) != G.n_classes:
-            raise ValueError(f"G has n_classes={G.n_classes} but D has {getattr(D, 'n_classes', 0)}")
-        self.G, self.D = G, D
-        self.opt_g = torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas)
-        self.opt_d = torch.optim.Adam(D.parameters(), lr=lr_d, betas=betas)
-        if not 0.0 <= ema < 1.0:
-            raise ValueError(f"ema must be in [0, 1), got {ema}")
-        self.config = {"lr_g": lr_g, "lr_d": lr_d, "betas": list(betas), "g_loss": g_loss,
-                       "real_label": real_label, "r1_gamma": r1_gamma, "ema": ema}
-        self.G_ema = copy_generator(G) if ema else None
-        self.step_fn = step_fn or gan_step
-        self.history: History = {}
-        self.snapshots: list[tuple[int, torch.Tensor]] = []
-        gen = torch.Generator().manual_seed(seed)
-        self.fixed_z = torch.randn(n_snapshot, G.latent_dim, generator=gen)  # (n_snapshot, latent_dim)
-        self.fixed_labels = torch.arange(n_snapshot) % G.n_classes if G.n_classes else None
-
-    @property
-    def steps_done(self) -> int:
-        return len(self.history.get("step", []))
-
-    @property
-    def generator(self) -> Generator:
-        """The generator to sample from: the weight average ``G_ema`` if ``ema > 0``, else ``G``."""
-        return self.G_ema if self.G_ema is not None else self.G
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        t = self.steps_done  # warm-up: early on, average the steps so far, not the initial weights
-        beta = min(self.config["ema"], (1 + t) / (10 + t))
-        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
-            p_ema.lerp_(p, 1.0 - beta)
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            b_ema.copy_(b)  # batch-norm running statistics
-
-    def snapshot(self) -> torch.Tensor:
-        """Store and return samples from the fixed latent codes, ``(n_snapshot, C, H, W)``."""
-        device = next(self.G.parameters()).device
-        images = self.generator.sample(len(self.fixed_z), self.fixed_labels, z=self.fixed_z.to(device)).cpu()
-        self.snapshots.append((self.steps_done, images))
-        return images
-
-    def _check_data(self, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int) -> None:
-        shape = tuple(self.G.image_shape)
-        if images.ndim != 4 or tuple(images.shape[1:]) != shape:
-            raise ValueError(f"images must be (N, {', '.join(map(str, shape))}), got {tuple(images.shape)}")
-        if len(images) < batch_size:
-            raise ValueError(f"{len(images)} images are fewer than one batch of {batch_size}")
-        if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
-            raise ValueError("images must be finite and in [0, 1] (the generator's range)")
-        if self.G.n_classes and labels is None:
-            raise ValueError("a conditional GAN needs labels")
-        if not self.G.n_classes and labels is not None:
-            raise ValueError("labels given to an unconditional GAN: pass n_classes to the models")
-        if labels is not None and (len(labels) != len(images) or labels.min() < 0 or labels.max() >= self.G.n_classes):
-            raise ValueError(f"labels must be {len(images)} ints in [0, {self.G.n_classes})")
-
-    def train(
-        self, images: torch.Tensor, labels: torch.Tensor | None = None, *, batch_size: int = 64,
-        epochs: float | None = None, steps: int | None = None, seconds: float | None = None,
-        sample_every: int = 0, desc: str = "GAN", seed: int | None = None,
-    ) -> History:
-        """Train until the first budget (``epochs``, ``steps`` or wall-time ``seconds``) runs out.
-
-        The budget counts from this call, so calling ``train`` again (or after
-        :meth:`load`) continues training and the history. ``images`` are
-        ``(N, C, H, W)`` in [0, 1]; ``labels`` ``(N,)`` ints for a conditional GAN.
-        Takes a snapshot before the first step and every ``sample_every`` steps.
-        """
-        self._check_data(images, labels, batch_size)
-        device = next(self.G.parameters()).device
-        tensors = (images,) if labels is None else (images, labels)
-        opts = {k: self.config[k] for k in ("g_loss", "real_label", "r1_gamma")}
-        self.G.train()
-        self.D.train()
-
-        def step(batch):
-            real = batch[0]
-            y = batch[1] if len(batch) > 1 else None
-            logs = self.step_fn(self.G, self.D, self.opt_g, self.opt_d, real, y, **opts)
-            if self.G_ema is not None:
-                self._update_ema()
-            return logs
-
-        if not self.snapshots:
-            self.snapshot()
-        fit(
-            step, tensors, batch_size, epochs=epochs, steps=steps, seconds=seconds,
-            seed=self.steps_done if seed is None else seed, history=self.history,
-            callback=lambda s, h: self.snapshot(), callback_every=sample_every,
-            desc=desc, device=device,
-        )
-        return self.history
-
-    def state_dict(self) -> dict:
-        return {
-            "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-            "history": self.history, "snapshots": [[s, x] for s, x in self.snapshots],
-            "fixed_z": self.fixed_z, "config": self.config,
-            **({"generator_ema": self.G_ema.state_dict()} if self.G_ema is not None else {}),
-        }
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write a checkpoint (atomically, via :func:`course_lib.utils.save_checkpoint`)."""
-        return save_checkpoint(path, self.state_dict())
-
-    def load(self, path: str | os.PathLike) -> GANTrainer:
-        """Resume from a checkpoint written by :meth:`save` (safe load, ``weights_only=True``).
-
-        The whole checkpoint is checked before anything is copied: a network that does not
-        fit, or training settings (``config``) that differ from this trainer's, raise an error
-        naming them, and the trainer is left as it was.
-        """
-        device = next(self.G.parameters()).device
-        state = load_checkpoint(path, map_location=device)
-        missing = {"generator", "discriminator", "opt_g", "opt_d", "history"} - set(state)
-        if missing:
-            raise RuntimeError(f"{path} is not a GAN checkpoint: it lacks {sorted(missing)}")
-        modules = [("generator", self.G), ("discriminator", self.D)]
-        if self.G_ema is not None:
-            modules.append(("generator_ema", self.G_ema))
-        for key, module in modules:
-            problem = _state_mismatch(module.state_dict(), state.get(key, state["generator"]))
-            if problem:
-                raise RuntimeError(
-                    f"{path} was saved from a different architecture ({key}: {problem}). Build "
-                    "the same G and D (sizes, channels, n_classes) before loading, or train afresh."
-                )
-        saved = state.get("config", {})
-        differ = {k: (saved[k], v) for k, v in self.config.items() if k in saved and saved[k] != v}
-        if differ:
-            listed = ", ".join(f"{k}: saved {a!r}, this trainer {b!r}" for k, (a, b) in differ.items())
-            raise ValueError(
-                f"{path} was trained with other settings ({listed}). Build the trainer with the "
-                "saved settings to resume it, or use another checkpoint file for this run."
-            )
-        for key, module in modules:
-            module.load_state_dict(state.get(key, state["generator"]))
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.history = {k: list(v) for k, v in state["history"].items()}
-        self.snapshots = [(int(s), x.cpu()) for s, x in state.get("snapshots", [])]
-        self.fixed_z = state.get("fixed_z", self.fixed_z).cpu()
-        return self
-
-
-def _state_mismatch(expected: dict, saved: dict) -> str:
-    """What keeps ``saved`` from loading into a module whose state is ``expected`` ('' if
-    nothing): missing or unexpected entries, or tensors of another shape."""
-    if set(saved) != set(expected):
-        lost, extra = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
-        return f"missing {lost[:3]}, unexpected {extra[:3]}"
-    for k, v in expected.items():
-        if tuple(saved[k].shape) != tuple(v.shape):
-            return f"{k} has shape {tuple(saved[k].shape)}, expected {tuple(v.shape)}"
-    return ""
-
-def train_gan(
-    G: Generator, D: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None, *,
-    checkpoint: str | os.PathLike | None = None, batch_size: int = 64, epochs: float | None = None,
-    steps: int | None = None, seconds: float | None = None, sample_every: int = 0, desc: str = "GAN",
-    **trainer_kwargs,
-) -> GANTrainer:
-    """Build a :class:`GANTrainer`, resume from ``checkpoint`` if that file exists, train, save.
-
-    The budget is for this call, so re-running with the same checkpoint trains
-    further. ``trainer_kwargs`` go to :class:`GANTrainer` (``lr_g``, ``betas``, ...).
-    """
-    trainer = GANTrainer(G, D, **trainer_kwargs)
-    if checkpoint is not None and Path(checkpoint).is_file():
-        trainer.load(checkpoint)
-    trainer.train(images, labels, batch_size=batch_size, epochs=epochs, steps=steps, seconds=seconds,
-                  sample_every=sample_every, desc=desc)
-    if checkpoint is not None:
-        trainer.save(checkpoint)
-    return trainer
 
 
 def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, n: int, spherical: bool = True) -> torch.Tensor:
@@ -612,3 +392,6 @@ def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, n: int, spherical: b
 def copy_generator(G: Generator) -> Generator:
     """A frozen deep copy of ``G`` in eval mode (e.g. to keep the generator of an early step)."""
     return copy.deepcopy(G).eval().requires_grad_(False)
+
+
+from .gan_train import GANTrainer  # noqa: E402,F401 (re-exported: course_lib.gan is the public home)

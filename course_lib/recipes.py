@@ -1,117 +1,126 @@
 """Recipes: the course's recommended, benchmarked models, trained in one call.
 
-Each recipe trains on the embedded data by default, under a wall-time budget,
-and is measured against a classic baseline by a script in ``benchmarks/``:
-``train_mnist_gan`` (chapter 4, ``benchmarks/bench_gan.py``) and
-``train_mnist_vae`` (chapter 7, ``benchmarks/bench_vae.py``).
+Each recipe's settings are a frozen dataclass (:class:`GANConfig`, :class:`VAEConfig`):
+``dataclasses.replace`` (or a dict of changes) makes a variant, and an unknown setting is
+an error naming the valid ones. Each trains on the embedded data by default, on
+:class:`course_lib.train.Run` (exact resume from a checkpoint), and is measured against a
+classic baseline by a script in ``benchmarks/``: ``train_mnist_gan`` (chapter 4,
+``benchmarks/bench_gan.py``) and ``train_mnist_vae`` (chapter 7, ``benchmarks/bench_vae.py``).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import time
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from . import gan as GAN
 from . import vae as V
+from .config import make_config
 from .data import load_mnist
-from .train import fit
-from .utils import load_checkpoint, save_checkpoint, seed_everything
+from .train import Run, validate_budget
+from .utils import seed_everything
 
 # =========================================================================================
 # GAN recipes (chapters 3-4) -- benchmarked by benchmarks/bench_gan.py
 # =========================================================================================
 
-MNIST_GAN_CONFIG: dict = {
-    "arch": "dcgan",  # DCGenerator / DCDiscriminator (chapter 4)
-    "channels": 24,
-    "latent_dim": 100,
-    "lr_g": 5e-4,
-    "lr_d": 5e-4,
-    "betas": (0.5, 0.999),
-    "batch_size": 64,
-    "r1_gamma": 0.0,
-    "real_label": 1.0,
-    "ema": 0.99,  # sample from an exponential moving average of G's weights
-}
+
+@dataclass(frozen=True)
+class GANConfig:
+    """The settings of an MNIST GAN recipe (chapters 3-4); the defaults are :data:`MNIST_GAN_CONFIG`."""
+
+    arch: str = "dcgan"  # "dcgan": DCGenerator / DCDiscriminator (chapter 4); "mlp" (chapter 3)
+    channels: int = 24
+    latent_dim: int = 100
+    lr_g: float = 5e-4
+    lr_d: float = 5e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    batch_size: int = 64
+    r1_gamma: float = 0.0
+    real_label: float = 1.0
+    ema: float = 0.99  # sample from an exponential moving average of G's weights
+
+
+MNIST_GAN_CONFIG = GANConfig()
 """The recommended MNIST GAN (measured in ``benchmarks/bench_gan.py``)."""
 
-MNIST_CGAN_CONFIG: dict = {**MNIST_GAN_CONFIG, "r1_gamma": 1.0}
+MNIST_CGAN_CONFIG = GANConfig(r1_gamma=1.0)
 """The recommended class-conditional MNIST GAN (chapter 4): the recipe plus the R1 penalty
 (Mescheder et al., 2018) on the discriminator. Without it the conditional model's FID
 oscillated over a full-length run and classes turned into one another; with it the FID fell
 steadily (``benchmarks/bench_cgan.py`` prints both runs). Unconditionally R1 slowed the first
 minute of training down (``benchmarks/bench_gan.py --extra r1``), so the unconditional recipe leaves it off."""
 
-CLASSIC_MLP_GAN_CONFIG: dict = {
-    "arch": "mlp",  # the classic 100-256-512-784 MLPs (chapter 3)
-    "latent_dim": 100,
-    "lr_g": 2e-3,
-    "lr_d": 2e-3,
-    "betas": (0.5, 0.999),
-    "batch_size": 32,
-    "r1_gamma": 0.0,
-    "real_label": 1.0,
-    "ema": 0.0,
-}
+CLASSIC_MLP_GAN_CONFIG = GANConfig(arch="mlp", lr_g=2e-3, lr_d=2e-3, batch_size=32, ema=0.0)
 """The classic MLP GAN, trained correctly with chapter 3's settings: the benchmark's baseline."""
 
-_TRAINER_KEYS = ("lr_g", "lr_d", "betas", "r1_gamma", "real_label", "ema")
+
+def gan_config(config: GANConfig | dict | None = None, n_classes: int = 0) -> GANConfig:
+    """The recipe's settings (:data:`MNIST_CGAN_CONFIG` when conditional) with ``config``'s changes.
+
+    ``config`` is a :class:`GANConfig` (used as it is) or a dict of changes; an unknown key is
+    an error listing the valid ones.
+    """
+    base = MNIST_CGAN_CONFIG if n_classes else MNIST_GAN_CONFIG
+    return config if isinstance(config, GANConfig) else make_config(GANConfig, base, **dict(config or {}))
 
 
-def _config(config: dict | None, n_classes: int) -> dict:
-    """The recipe's settings (:data:`MNIST_CGAN_CONFIG` when conditional) updated by ``config``."""
-    return {**(MNIST_CGAN_CONFIG if n_classes else MNIST_GAN_CONFIG), **(config or {})}
-
-
-def mnist_gan_models(config: dict | None = None, n_classes: int = 0) -> tuple[GAN.Generator, torch.nn.Module]:
+def mnist_gan_models(
+    config: GANConfig | dict | None = None, n_classes: int = 0
+) -> tuple[GAN.Generator, torch.nn.Module]:
     """Untrained generator and discriminator of a GAN config (default :data:`MNIST_GAN_CONFIG`)."""
-    cfg = _config(config, n_classes)
-    if cfg["arch"] == "dcgan":
-        return (GAN.DCGenerator(cfg["latent_dim"], cfg["channels"], n_classes),
-                GAN.DCDiscriminator(cfg["channels"], n_classes))
-    if cfg["arch"] == "mlp":
-        return GAN.MLPGenerator(cfg["latent_dim"], n_classes=n_classes), GAN.MLPDiscriminator(n_classes=n_classes)
-    raise ValueError(f"arch={cfg['arch']!r}: use 'dcgan' or 'mlp'")
+    cfg = gan_config(config, n_classes)
+    if cfg.arch == "dcgan":
+        return (GAN.DCGenerator(cfg.latent_dim, cfg.channels, n_classes),
+                GAN.DCDiscriminator(cfg.channels, n_classes))
+    if cfg.arch == "mlp":
+        return GAN.MLPGenerator(cfg.latent_dim, n_classes=n_classes), GAN.MLPDiscriminator(n_classes=n_classes)
+    raise ValueError(f"arch={cfg.arch!r}: use 'dcgan' or 'mlp'")
 
 
 def mnist_gan_trainer(
-    config: dict | None = None, n_classes: int = 0, seed: int = 0, device: torch.device | str | None = None
+    config: GANConfig | dict | None = None, n_classes: int = 0, seed: int = 0,
+    device: torch.device | str | None = None, checkpoint: str | os.PathLike | None = None,
 ) -> GAN.GANTrainer:
     """A :class:`course_lib.gan.GANTrainer` for the recipe's models and optimiser settings (chapter 4).
 
     Chapter 4 uses it to train, watch snapshots and condition on the digit class
     (``n_classes=10``, then :data:`MNIST_CGAN_CONFIG` is the default) with exactly the
-    settings of :func:`train_mnist_gan`.
+    settings of :func:`train_mnist_gan`. The config, ``n_classes`` and ``seed`` are recorded
+    in the checkpoint, so resuming another run's file is an error.
     """
-    cfg = _config(config, n_classes)
+    cfg = gan_config(config, n_classes)
     seed_everything(seed)
     G, D = mnist_gan_models(cfg, n_classes)
     if device is not None:
         G, D = G.to(device), D.to(device)
-    kwargs = {k: (tuple(cfg[k]) if k == "betas" else cfg[k]) for k in _TRAINER_KEYS}
-    return GAN.GANTrainer(G, D, seed=seed, **kwargs)
+    return GAN.GANTrainer(
+        G, D, lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=tuple(cfg.betas), r1_gamma=cfg.r1_gamma,
+        real_label=cfg.real_label, ema=cfg.ema, seed=seed, checkpoint=checkpoint,
+        config={"arch": cfg.arch, "channels": cfg.channels, "latent_dim": cfg.latent_dim,
+                "batch_size": cfg.batch_size, "n_classes": n_classes},
+    )
 
 
 def train_mnist_gan(
-    seconds: float,
+    seconds: float | None = None,
     seed: int = 0,
     *,
+    steps: int | None = None,
     images: torch.Tensor | None = None,
     labels: torch.Tensor | None = None,
     n_classes: int = 0,
-    config: dict | None = None,
+    config: GANConfig | dict | None = None,
     checkpoint: str | os.PathLike | None = None,
-    max_steps: int | None = None,
     sample_every: int = 0,
     device: torch.device | str | None = None,
     desc: str = "mnist gan",
 ) -> GAN.Generator:
-    """Train the course's recommended MNIST GAN for ``seconds`` of wall time; return its generator.
+    """Train the course's recommended MNIST GAN for ``steps`` and/or ``seconds``; return its generator.
 
     The recipe (:data:`MNIST_GAN_CONFIG`): a DCGAN-style convolutional generator
     and discriminator (chapter 4), the non-saturating loss with the alternating
@@ -122,53 +131,24 @@ def train_mnist_gan(
     Trains on the embedded 4,000 MNIST digits unless ``images`` (and, for
     ``n_classes > 0``, ``labels``) are given.
 
-    ``max_steps`` caps the number of updates too (fast mode uses it, so a tiny
-    run does the same work on a busy machine as on an idle one).
-    ``checkpoint``: a path. A finished run there with the same budget, seed and
-    config is loaded instead of trained; an unfinished one resumes for the time
-    (and steps) it has left. The checkpoint is written every ~30 s of training.
-    The generator comes back in eval mode, with the training ``history`` and
-    ``snapshots`` attached as attributes. Benchmarked in ``benchmarks/bench_gan.py``.
+    Budgets are for the whole run: the first of ``steps`` (reproducible) and wall-time
+    ``seconds`` to run out ends it. ``checkpoint``: a path the run is saved to every ~30 s and
+    at the end; a run found there continues exactly to the budget (a finished one is loaded
+    without training). A file of another config or seed is an error, never overwritten.
+    The generator comes back in eval mode, with the training ``history`` and ``snapshots``
+    attached as attributes. Benchmarked in ``benchmarks/bench_gan.py``.
     """
-    if not seconds > 0:
-        raise ValueError(f"seconds must be positive, got {seconds}")
-    cfg = _config(config, n_classes)
+    validate_budget(steps=steps, seconds=seconds)
+    cfg = gan_config(config, n_classes)
     if images is None:
         train = load_mnist("train")
         images = train.data
         labels = train.targets if n_classes else None
-    trainer = mnist_gan_trainer(cfg, n_classes, seed, device)
-    meta = {"seconds": float(seconds), "max_steps": max_steps, "seed": seed, "n_classes": n_classes,
-            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}}
-    path = Path(checkpoint) if checkpoint is not None else None
-    done = False
-    if path is not None and path.is_file():
-        state = load_checkpoint(path)
-        if state.get("meta") == meta:
-            trainer.load(path)
-            done = bool(state.get("done"))
-
-    def save(finished: bool) -> None:
-        if path is not None:
-            save_checkpoint(path, {**trainer.state_dict(), "meta": meta, "done": finished})
-
-    chunk = 30.0 if path is not None else float(seconds)
-    while not done:
-        elapsed = trainer.history["time"][-1] if trainer.history.get("time") else 0.0
-        left_s = seconds - elapsed
-        left_steps = None if max_steps is None else max_steps - trainer.steps_done
-        if left_s <= 0 or (left_steps is not None and left_steps <= 0):
-            done = True
-            break
-        steps_before = trainer.steps_done
-        trainer.train(images, labels, batch_size=cfg["batch_size"], seconds=min(chunk, left_s),
-                      steps=left_steps, sample_every=sample_every, desc=desc)
-        save(False)
-        if trainer.steps_done == steps_before:
-            # The budget check comes before a step and the recorded time after it, so the time
-            # left can be too short for one more step: stop instead of asking again forever.
-            break
-    save(True)
+    trainer = mnist_gan_trainer(cfg, n_classes, seed, device, checkpoint)
+    if checkpoint is not None:
+        trainer.run.resume()
+    trainer.fit(images, labels, batch_size=cfg.batch_size, steps=steps, seconds=seconds,
+                sample_every=sample_every, desc=desc)
     G = trainer.generator.eval()
     G.history, G.snapshots = trainer.history, trainer.snapshots
     return G
@@ -178,27 +158,41 @@ def train_mnist_gan(
 # VAE recipes (chapters 7-8) -- benchmarked by benchmarks/bench_vae.py
 # =========================================================================================
 
-MNIST_VAE_CONFIG: dict = {
-    "z_dim": 32,
-    "channels": (16, 32),
-    "hidden": 256,
-    "n_res": 0,
-    "act": "silu",
-    "lr": 4e-3,  # peak learning rate of the cosine schedule
-    "warmup": 0.03,  # fraction of the budget spent ramping the learning rate up
-    "batch_size": 128,
-    "max_shift": 1,  # data augmentation: random whole-pixel shifts
-    "bf16": "auto",  # mixed precision where the hardware has bf16 units (V.bf16_is_fast); True / False
-}
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """The settings of the MNIST VAE recipe (chapter 7); the defaults are :data:`MNIST_VAE_CONFIG`."""
+
+    z_dim: int = 32
+    channels: tuple[int, int] = (16, 32)
+    hidden: int = 256
+    n_res: int = 0
+    act: str = "silu"
+    lr: float = 4e-3  # peak learning rate of the cosine schedule
+    warmup: float = 0.03  # fraction of the budget spent ramping the learning rate up
+    batch_size: int = 128
+    max_shift: int = 1  # data augmentation: random whole-pixel shifts
+    bf16: str | bool = "auto"  # mixed precision where the hardware has bf16 units (V.bf16_is_fast)
+
+
+MNIST_VAE_CONFIG = VAEConfig()
+"""The recommended MNIST VAE (measured in ``benchmarks/bench_vae.py``)."""
+
 _ACTS = {"relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU}
 
 
-def mnist_vae(config: dict | None = None) -> V.VAE:
-    """The architecture of :func:`train_mnist_vae`, untrained (``config`` overrides :data:`MNIST_VAE_CONFIG`)."""
-    cfg = {**MNIST_VAE_CONFIG, **(config or {})}
+def vae_config(config: VAEConfig | dict | None = None) -> VAEConfig:
+    """:data:`MNIST_VAE_CONFIG` with ``config``'s changes (a :class:`VAEConfig` is used as it is)."""
+    return config if isinstance(config, VAEConfig) else make_config(VAEConfig, MNIST_VAE_CONFIG, **dict(config or {}))
+
+
+def mnist_vae(config: VAEConfig | dict | None = None) -> V.VAE:
+    """The architecture of :func:`train_mnist_vae`, untrained."""
+    cfg = vae_config(config)
+    if cfg.act not in _ACTS:
+        raise ValueError(f"act={cfg.act!r}: choose one of {sorted(_ACTS)}")
     return V.conv_vae(
-        z_dim=cfg["z_dim"], channels=tuple(cfg["channels"]), hidden=cfg["hidden"],
-        n_res=cfg["n_res"], act=_ACTS[cfg["act"]],
+        z_dim=cfg.z_dim, channels=tuple(cfg.channels), hidden=cfg.hidden, n_res=cfg.n_res, act=_ACTS[cfg.act],
     )
 
 
@@ -210,41 +204,37 @@ def _cosine_lr(frac: float, peak: float, warmup: float) -> float:
 
 
 def train_mnist_vae(
-    seconds: float,
+    seconds: float | None = None,
     seed: int = 0,
     *,
+    steps: int | None = None,
     images: torch.Tensor | None = None,
     checkpoint: str | os.PathLike | None = None,
-    config: dict | None = None,
-    max_steps: int | None = None,
+    config: VAEConfig | dict | None = None,
     device: torch.device | str | None = None,
     desc: str = "mnist vae",
 ) -> V.VAE:
-    """Train the course's recommended MNIST VAE for ``seconds`` of wall time and return it (chapter 7).
+    """Train the course's recommended MNIST VAE and return it (chapter 7).
 
     A convolutional VAE (:data:`MNIST_VAE_CONFIG`: two stride-2 conv layers of 16 and
     32 channels and a 256-unit layer on each side, SiLU activations, 32 latent
-    dimensions), trained with Adam on the negative
-    ELBO, a learning rate that warms up and then follows a cosine to zero over
-    the *time* budget, random one-pixel shifts of the training digits, and bfloat16
-    mixed precision where the hardware supports it (``config={"bf16": False}`` turns
-    it off).
-    Trains on the embedded 4,000 MNIST training images unless ``images``
-    ``(N, 1, 28, 28)`` in [0, 1] are given.
+    dimensions), trained with Adam on the negative ELBO, a learning rate that warms up
+    and then follows a cosine to zero over the budget, random one-pixel shifts of the
+    training digits, and bfloat16 mixed precision where the hardware supports it
+    (``config={"bf16": False}`` turns it off). Trains on the embedded 4,000 MNIST training
+    images unless ``images`` ``(N, 1, 28, 28)`` in [0, 1] are given.
 
-    ``max_steps`` optionally caps the number of updates as well (the schedule then
-    follows whichever budget runs out first): fast mode uses it so that a tiny
-    run does the same work on a busy machine as on an idle one.
-
-    ``checkpoint``: a path. If it holds a finished run with the same budget,
-    seed and config, the model is loaded instead of trained; an unfinished run
-    (interrupted) resumes for the time it has left. The checkpoint is written
-    every ~10 s and at the end. The returned VAE (in eval mode) carries the
-    training history as ``vae.history``. Benchmarked in ``benchmarks/bench_vae.py``.
+    Budgets are for the whole run. With ``steps`` the schedule follows the step count, so
+    two runs (and a run killed and resumed) give the same weights on CPU; ``seconds`` then
+    only caps the time. With ``seconds`` alone the schedule follows the training time
+    (what ``benchmarks/bench_vae.py`` compares at equal wall time), which no rerun repeats
+    exactly. ``checkpoint``: a path the run is saved to every ~10 s and at the end; a run
+    found there continues to the budget (a finished one is loaded without training); a
+    file of another config or seed is an error, never overwritten. The returned VAE (in
+    eval mode) carries the training history as ``vae.history``.
     """
-    if not seconds > 0:
-        raise ValueError(f"seconds must be positive, got {seconds}")
-    cfg = {**MNIST_VAE_CONFIG, **(config or {})}
+    validate_budget(steps=steps, seconds=seconds)
+    cfg = vae_config(config)
     seed_everything(seed)
     x = load_mnist("train").data if images is None else images
     if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
@@ -252,65 +242,26 @@ def train_mnist_vae(
     vae = mnist_vae(cfg)
     if device is not None:
         vae = vae.to(device)
-    opt = torch.optim.Adam(vae.parameters(), lr=cfg["lr"])
-    meta = {"seconds": float(seconds), "max_steps": max_steps, "seed": seed, "config": {k: list(v) if isinstance(v, tuple) else v
-                                                                 for k, v in cfg.items()}}
-    history: dict = {}
-    path = Path(checkpoint) if checkpoint is not None else None
-    if path is not None and path.is_file():
-        state = load_checkpoint(path)
-        if state.get("meta") == meta:
-            try:
-                vae.load_state_dict(state["model"])
-                opt.load_state_dict(state["optimizer"])
-                history = state["history"]
-            except (RuntimeError, ValueError, KeyError) as err:  # written by another version of the code
-                print(f"{path.name} does not fit this model ({str(err).splitlines()[0]}); training again.")
-                vae, history = mnist_vae(cfg).to(device or "cpu"), {}
-                opt = torch.optim.Adam(vae.parameters(), lr=cfg["lr"])
-                state = {}
-            if state.get("done"):
-                vae.eval()
-                vae.history = history
-                return vae
-    elapsed0 = history["time"][-1] if history.get("time") else 0.0
+    opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(seed)
-    t0 = time.perf_counter()
+    run = Run({"model": vae}, {"opt": opt}, generators={"augment": gen}, config=cfg, seed=seed,
+              path=checkpoint, save_every=10.0)
+    run.resume()
 
-    steps0 = len(history.get("step", []))
+    def frac() -> float:
+        return run.step / steps if steps is not None else run.elapsed / seconds
 
-    def lr_at(step: int) -> float:
-        frac = (elapsed0 + time.perf_counter() - t0) / seconds
-        if max_steps is not None:
-            frac = max(frac, (steps0 + step) / max_steps)
-        return _cosine_lr(frac, cfg["lr"], cfg["warmup"])
-
-    use_bf16 = V.bf16_is_fast(device or "cpu") if cfg["bf16"] == "auto" else bool(cfg["bf16"])
+    use_bf16 = V.bf16_is_fast(device or "cpu") if cfg.bf16 == "auto" else bool(cfg.bf16)
     step = V.make_vae_step(
-        vae, opt, augment=lambda b: V.random_shift(b, cfg["max_shift"], gen), lr_at=lr_at,
-        autocast=torch.bfloat16 if use_bf16 else None,
+        vae, opt, augment=lambda b: V.random_shift(b, cfg.max_shift, gen),
+        lr_at=lambda t: _cosine_lr(frac(), cfg.lr, cfg.warmup),
+        autocast=torch.bfloat16 if use_bf16 else None, step_index=lambda: run.step,
     )
-
-    def save(done: bool) -> None:
-        if path is not None:
-            save_checkpoint(path, {"meta": meta, "model": vae.state_dict(), "optimizer": opt.state_dict(),
-                                   "history": history, "done": done})
-
-    last_save = [time.perf_counter()]
-
-    def maybe_save(_step: int, _hist: dict) -> None:
-        if path is not None and time.perf_counter() - last_save[0] > 10:
-            save(False)
-            last_save[0] = time.perf_counter()
-
     vae.train()
-    remaining = None if max_steps is None else max(0, max_steps - steps0)
-    # a resumed run whose time or steps are already spent only saves (fit refuses a zero budget)
-    if remaining != 0 and seconds - elapsed0 > 0:
-        fit(step, x, cfg["batch_size"], seconds=seconds - elapsed0, steps=remaining, seed=seed + steps0,
-            history=history, callback=maybe_save, callback_every=50, desc=desc, device=device)
-    vae.eval()
-    save(True)
-    vae.history = history
+    try:
+        run.fit(step, x, cfg.batch_size, steps=steps, seconds=seconds, desc=desc, device=device)
+    finally:
+        vae.eval()
+    vae.history = run.history
     return vae
 

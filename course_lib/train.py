@@ -1,24 +1,39 @@
-"""A small training loop shared by every chapter: budgets, progress bar, history, NaN guard.
+"""The one training loop of the course: budgets, history, checkpoints, exact resume, EMA.
 
-Defined in chapter 0; the GAN (chapters 3-5) and VAE (chapters 7-8) chapters
-plug their own ``step`` function into :func:`fit`. The loop knows nothing about
-models: a step takes one minibatch, updates whatever it owns, and returns the
-numbers to record.
+Defined in chapter 0 and used by every chapter that trains. A *step* function takes one
+minibatch, updates whatever it owns and returns the numbers to record; the loop knows
+nothing about models. :class:`Run` adds what it takes to stop a run at any moment and
+continue it exactly (chapter 13): the weights and optimiser states, the EMA weights,
+every random number generator, the data order and the position in it, the step and the
+elapsed time, written atomically to one checkpoint. :func:`fit` is the same loop for a
+quick experiment with nothing to save.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
-from .utils import progress
+from . import pretrained
+from .config import config_dict, make_config  # noqa: F401 (make_config re-exported)
+from .utils import load_checkpoint, progress, rng_state, save_checkpoint, set_rng_state
 
 History = dict[str, list[float]]
 Batch = tuple[torch.Tensor, ...]
+StepFn = Callable[[Batch], Mapping[str, float]]
+FORMAT = "course_lib.run/1"
+WEIGHTS_FORMAT = "course_lib.weights/1"  # a finished run without what only continuing needs
 
 
 def minibatches(
@@ -30,11 +45,7 @@ def minibatches(
     Indexing tensors in memory is several times faster than a ``DataLoader`` on
     the small datasets of the course.
     """
-    n = len(tensors[0])
-    if any(len(t) != n for t in tensors):
-        raise ValueError(f"tensors differ in length: {[len(t) for t in tensors]}")
-    if batch_size < 1 or (drop_last and batch_size > n):
-        raise ValueError(f"batch_size={batch_size} does not fit {n} samples")
+    n = _check_tensors(tensors, batch_size, drop_last)
     epoch = 0
     while True:
         order = torch.randperm(n, generator=generator)
@@ -45,6 +56,15 @@ def minibatches(
         epoch += 1
 
 
+def _check_tensors(tensors: Sequence[torch.Tensor], batch_size: int, drop_last: bool = True) -> int:
+    n = len(tensors[0])
+    if any(len(t) != n for t in tensors):
+        raise ValueError(f"tensors differ in length: {[len(t) for t in tensors]}")
+    if batch_size < 1 or (drop_last and batch_size > n):
+        raise ValueError(f"batch_size={batch_size} does not fit {n} samples")
+    return n
+
+
 def validate_budget(
     steps: int | None = None, epochs: float | None = None, seconds: float | None = None
 ) -> None:
@@ -53,8 +73,7 @@ def validate_budget(
     At least one must be given. ``steps`` is a positive integer (``2.5`` or ``True`` are
     refused, not rounded); ``epochs`` and ``seconds`` are finite positive numbers. A NaN
     budget would otherwise never compare as spent (the loop runs forever), and zero or
-    negative ones would silently run zero or one step. Trainers with their own loop
-    call this too, so every loop of the course agrees on what a budget is.
+    negative ones would silently run zero or one step.
     """
     if steps is None and epochs is None and seconds is None:
         raise ValueError("give a budget: epochs=, steps= or seconds=")
@@ -80,8 +99,334 @@ def validate_budget(
             raise ValueError(f"{name}={value} must be > 0; give a positive budget.")
 
 
+def optimizer_step(
+    loss: torch.Tensor, opt: torch.optim.Optimizer, *, clip: float | None = None, name: str = "loss"
+) -> float:
+    """``zero_grad``, ``backward`` and ``opt.step()``, refusing a non-finite loss or gradient.
+
+    Both are checked *before* the optimiser steps, so a diverging run keeps its last good
+    weights and optimiser state instead of writing NaN into them (and into the next
+    checkpoint). ``clip`` clips the global gradient norm. Returns that norm (before
+    clipping), which the check computes anyway.
+    """
+    if not torch.isfinite(loss.detach()).all():
+        raise FloatingPointError(f"{name} became {float(loss.detach())}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+    try:
+        norm = torch.nn.utils.clip_grad_norm_(
+            params, math.inf if clip is None else clip, error_if_nonfinite=True
+        )
+    except RuntimeError as err:
+        raise FloatingPointError(f"the gradient of {name} became non-finite") from err
+    opt.step()
+    return float(norm)
+
+
+class EMA:
+    r"""An exponential moving average of a module's weights (Polyak averaging).
+
+    :math:`\bar\theta \leftarrow \beta_t\bar\theta + (1-\beta_t)\theta` after every step, with the
+    warm-up :math:`\beta_t = \min(\beta, (1+t)/(10+t))` so that short runs do not average in the
+    initial weights (Yazıcı et al., 2019; Karras et al., 2018). Buffers (batch-norm statistics)
+    are copied, not averaged. Chapter 4 samples a GAN from it; diffusion models do the same.
+    """
+
+    def __init__(self, module: nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"decay must be in (0, 1), got {decay}")
+        self.source, self.decay = module, decay
+        self.module = copy.deepcopy(module).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        """Average in the source's current weights; ``step`` is the number of steps done before."""
+        beta = min(self.decay, (1 + step) / (10 + step))
+        for p_ema, p in zip(self.module.parameters(), self.source.parameters()):
+            p_ema.lerp_(p, 1.0 - beta)
+        for b_ema, b in zip(self.module.buffers(), self.source.buffers()):
+            b_ema.copy_(b)
+
+
+@contextmanager
+def _deferred_interrupt() -> Iterator[list[bool]]:
+    """Hold Ctrl-C (SIGINT) until the block ends, so a step is never left half done.
+
+    Yields a list whose element is set to True if an interrupt arrived; the caller then stops
+    at the step boundary. Outside the main thread signals cannot be caught: nothing changes.
+    """
+    flag = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag[0] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Run:
+    """One training run, which :meth:`fit` advances and :meth:`save` / :meth:`resume` checkpoint.
+
+    ``modules`` and ``optimizers`` are named (their names are the checkpoint's keys); ``ema``
+    names :class:`EMA` averages of some of the modules; ``generators`` names extra
+    ``torch.Generator`` objects the step uses (e.g. for data augmentation); ``config`` (a
+    frozen dataclass or dict) and ``seed`` identify the run: resuming a checkpoint of another
+    config or seed is an error, never a silent retrain over the other run's file. ``extra`` is
+    a dict for whatever else must survive a restart (e.g. a GAN's sample snapshots).
+    ``shipped`` names the run's entry among the shipped weights (:mod:`course_lib.pretrained`):
+    when there is no checkpoint at ``path``, :meth:`resume` loads them if they match.
+
+    On CPU a run killed at any moment (even by ``SIGKILL``) and resumed from its last
+    checkpoint ends with the same weights, bit for bit, as a run never interrupted:
+    ``tests/test_train.py`` kills a child process to check this.
+    """
+
+    def __init__(
+        self, modules: Mapping[str, nn.Module] = {}, optimizers: Mapping[str, torch.optim.Optimizer] = {},  # noqa: B006
+        *, ema: Mapping[str, EMA] = {}, generators: Mapping[str, torch.Generator] = {},  # noqa: B006
+        config: Any = None, seed: int = 0, path: str | Path | None = None, save_every: float = 30.0,
+        history: History | None = None, shipped: str | None = None,
+    ):
+        self.modules, self.optimizers = dict(modules), dict(optimizers)
+        self.ema, self.generators = dict(ema), dict(generators)
+        self.config, self.seed = config_dict(config), seed
+        self.path = None if path is None else Path(path)
+        self.save_every = save_every
+        self.shipped = shipped
+        self.history: History = {} if history is None else history
+        self.extra: dict[str, Any] = {}
+        self.step = len(self.history.get("step", []))
+        self.elapsed = self.history["time"][-1] if self.history.get("time") else 0.0
+        self.done = False
+        self._data = torch.Generator().manual_seed(seed)
+        self._order: torch.Tensor | None = None
+        self._pos, self._epoch, self._n = 0, 0, None
+        self._good: dict | None = None  # the state at the last checkpoint, to roll back to
+
+    # --- the data order ---------------------------------------------------------------------
+    def _batch(self, tensors: Sequence[torch.Tensor], batch_size: int) -> tuple[int, Batch]:
+        n = len(tensors[0])
+        if self._order is not None and self._n != n:
+            raise ValueError(f"this run was trained on {self._n} samples; got {n}. Use the same data to resume it.")
+        if self._order is None or self._pos + batch_size > n:
+            if self._order is not None:
+                self._epoch += 1
+            self._order, self._pos, self._n = torch.randperm(n, generator=self._data), 0, n
+        idx = self._order[self._pos : self._pos + batch_size]
+        self._pos += batch_size
+        return self._epoch, tuple(t[idx] for t in tensors)
+
+    # --- state ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: see the class docstring."""
+        return {
+            "format": FORMAT, "config": self.config, "seed": self.seed,
+            "modules": {k: m.state_dict() for k, m in self.modules.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "ema": {k: e.module.state_dict() for k, e in self.ema.items()},
+            "rng": rng_state(self.generators),
+            "data": {"generator": self._data.get_state(), "order": self._order, "pos": self._pos,
+                     "epoch": self._epoch, "n": self._n},
+            "step": self.step, "elapsed": self.elapsed, "done": self.done,
+            "history": self.history, "extra": self.extra,
+        }
+
+    def export_weights(self) -> dict[str, Any]:
+        """The finished run without what only continuing it needs (optimiser states, random
+        generators, data order): what ``tools/train_weights.py`` ships."""
+        state = self.state_dict()
+        for key in ("optimizers", "rng", "data"):
+            del state[key]
+        return {**state, "format": WEIGHTS_FORMAT}
+
+    def check_state(self, state: Mapping[str, Any], where: str = "the checkpoint") -> None:
+        """Raise an error naming what keeps ``state`` from continuing this run; copy nothing."""
+        if state.get("format") not in (FORMAT, WEIGHTS_FORMAT):
+            raise RuntimeError(
+                f"{where} is not a course_lib training run (format {state.get('format')!r}); "
+                "delete it or pass another path."
+            )
+        saved = {**state.get("config", {}), "seed": state.get("seed")}
+        mine = {**self.config, "seed": self.seed}
+        differ = {k: (saved.get(k), mine.get(k)) for k in sorted(set(saved) | set(mine)) if saved.get(k) != mine.get(k)}
+        if differ:
+            listed = ", ".join(f"{k}: saved {a!r}, this run {b!r}" for k, (a, b) in differ.items())
+            raise ValueError(
+                f"{where} belongs to another run ({listed}). Pass another checkpoint path for this "
+                "run, or build the run with the saved settings to continue it; the file is left as it is."
+            )
+        groups = [("modules", self.modules), ("optimizers", self.optimizers), ("ema", self.ema)]
+        for group, objects in groups if state["format"] == FORMAT else groups[::2]:
+            if set(state[group]) != set(objects):
+                raise RuntimeError(f"{where} holds {group} {sorted(state[group])}, this run {sorted(objects)}")
+        for group, objects in (("modules", self.modules), ("ema", {k: e.module for k, e in self.ema.items()})):
+            for key, module in objects.items():
+                problem = state_mismatch(module.state_dict(), state[group][key])
+                if problem:
+                    raise RuntimeError(
+                        f"{where} was saved from another architecture ({key}: {problem}). Build the "
+                        "same model (sizes, channels, n_classes) to resume it, or use another path."
+                    )
+
+    def load_state_dict(self, state: Mapping[str, Any], where: str = "the checkpoint") -> None:
+        """Continue from ``state``; it is checked whole (:meth:`check_state`) before anything is copied."""
+        self.check_state(state, where)
+        for key, module in self.modules.items():
+            module.load_state_dict(state["modules"][key])
+        for key, ema in self.ema.items():
+            ema.module.load_state_dict(state["ema"][key])
+        if state["format"] == FORMAT:  # shipped weights continue with fresh optimisers
+            for key, opt in self.optimizers.items():
+                opt.load_state_dict(state["optimizers"][key])
+            set_rng_state(state["rng"], self.generators)
+            data = state["data"]
+            self._data.set_state(data["generator"])
+            self._order, self._pos, self._epoch, self._n = data["order"], data["pos"], data["epoch"], data["n"]
+        self.step, self.elapsed, self.done = state["step"], state["elapsed"], state["done"]
+        self.history = {k: list(v) for k, v in state["history"].items()}
+        self.extra = dict(state["extra"])
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write the run's state atomically (to ``path`` or the run's own path)."""
+        path = Path(path) if path is not None else self.path
+        if path is None:
+            raise ValueError("this run has no checkpoint path: pass one")
+        state = self.state_dict()
+        out = save_checkpoint(path, state)
+        self._good = copy.deepcopy(state)
+        return out
+
+    def resume(self, path: str | Path | None = None) -> bool:
+        """Continue from the checkpoint at ``path`` (or the run's path) if it exists, else from
+        the shipped weights named ``shipped`` if they match; return whether it did."""
+        path = Path(path) if path is not None else self.path
+        if path is not None and path.is_file():
+            state = load_checkpoint(path)
+        elif self.shipped is not None:
+            state = pretrained.shipped(self.shipped, self.config, self.seed)
+            if state is None:
+                return False
+            path = pretrained.WEIGHTS_DIR / f"{self.shipped}.pt"
+        else:
+            return False
+        self.load_state_dict(state, where=str(path))
+        self._good = copy.deepcopy(state)
+        return True
+
+    # --- the loop ---------------------------------------------------------------------------
+    def fit(
+        self, step: StepFn, tensors: Sequence[torch.Tensor] | torch.Tensor, batch_size: int = 128, *,
+        epochs: float | None = None, steps: int | None = None, seconds: float | None = None,
+        callback: Callable[[int, History], None] | None = None, callback_every: int = 0,
+        desc: str = "train", device: torch.device | str | None = None,
+    ) -> History:
+        """Run ``step(batch)`` on shuffled minibatches until the run's first budget is spent.
+
+        The budgets are for the whole run, not for this call: ``steps`` optimiser steps,
+        ``epochs`` passes over the data (may be fractional) or ``seconds`` of training time,
+        so calling :meth:`fit` again after an interruption and :meth:`resume` finishes the same
+        run. The values ``step`` returns are appended to :attr:`history` with ``step``,
+        ``epoch`` and ``time`` columns. With a path, the state is saved every ``save_every``
+        seconds, at the end, and on Ctrl-C, which is held until the step in progress is
+        finished (the checkpoint is always a step boundary). A non-finite loss or value raises
+        :class:`FloatingPointError` naming the step; the modules and optimisers are rolled back
+        to the last checkpoint (or to this call's start), so nothing diverged is kept.
+        """
+        validate_budget(steps=steps, epochs=epochs, seconds=seconds)
+        if isinstance(tensors, torch.Tensor):
+            tensors = (tensors,)
+        n = _check_tensors(tensors, batch_size)
+        max_steps = math.inf if steps is None else steps
+        if epochs is not None:
+            max_steps = min(max_steps, max(1, int(epochs * (n // batch_size))))
+        max_seconds = math.inf if seconds is None else seconds
+        if self._good is None:
+            self._good = copy.deepcopy(self.state_dict())
+        total = None if math.isinf(max_steps) else int(max_steps)
+        bar = progress(total=total, initial=min(self.step, total or self.step), desc=desc, unit="step")
+        last_save = time.perf_counter()
+        self.done = False
+        try:
+            with _deferred_interrupt() as interrupted:
+                while self.step < max_steps and self.elapsed < max_seconds and not interrupted[0]:
+                    t0 = time.perf_counter()
+                    epoch, batch = self._batch(tensors, batch_size)
+                    if device is not None:
+                        batch = tuple(t.to(device, non_blocking=True) for t in batch)
+                    try:
+                        logs = {k: float(v) for k, v in step(batch).items()}
+                        bad = [k for k, v in logs.items() if not math.isfinite(v)]
+                        if bad:
+                            raise FloatingPointError(f"{bad[0]} became {logs[bad[0]]}")
+                    except FloatingPointError as err:
+                        self._roll_back()
+                        raise FloatingPointError(self._diverged(err)) from err
+                    for ema in self.ema.values():
+                        ema.update(self.step)
+                    self.elapsed += time.perf_counter() - t0
+                    for key, value in logs.items():
+                        self.history.setdefault(key, []).append(value)
+                    self.history.setdefault("step", []).append(self.step)
+                    self.history.setdefault("epoch", []).append(epoch)
+                    self.history.setdefault("time", []).append(self.elapsed)
+                    self.step += 1
+                    bar.update(1)
+                    if self.step % 10 == 0:
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()}, refresh=False)
+                    if callback is not None and callback_every and self.step % callback_every == 0:
+                        callback(self.step - 1, self.history)
+                    if self.path is not None and time.perf_counter() - last_save > self.save_every:
+                        self.save()
+                        last_save = time.perf_counter()
+            self.done = not interrupted[0]
+            if self.path is not None:
+                self.save()
+            if interrupted[0]:
+                where = f"; saved to {self.path}" if self.path is not None else ""
+                raise KeyboardInterrupt(f"stopped after step {self.step}{where}")
+        finally:
+            bar.close()
+        return self.history
+
+    def _roll_back(self) -> None:
+        good = self._good
+        for key, module in self.modules.items():
+            module.load_state_dict(good["modules"][key])
+        for key, ema in self.ema.items():
+            ema.module.load_state_dict(good["ema"][key])
+        for key, opt in self.optimizers.items():
+            opt.load_state_dict(good["optimizers"][key])
+
+    def _diverged(self, err: Exception) -> str:
+        where = f"the last checkpoint, {self.path}" if self.path is not None and self.path.is_file() else "the start of this call"
+        return (
+            f"{err} at step {self.step}: training diverged. The weights and optimiser states are "
+            f"back at step {self._good['step']} ({where}). Lower the learning rate, check for "
+            "log(0) (use losses on logits), or clip gradients."
+        )
+
+
+def state_mismatch(expected: Mapping[str, torch.Tensor], saved: Mapping[str, torch.Tensor]) -> str:
+    """What keeps ``saved`` from loading into a module whose state is ``expected`` ('' if
+    nothing): missing or unexpected entries, or tensors of another shape."""
+    if set(saved) != set(expected):
+        lost, extra = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
+        return f"missing {lost[:3]}, unexpected {extra[:3]}"
+    for k, v in expected.items():
+        if tuple(saved[k].shape) != tuple(v.shape):
+            return f"{k} has shape {tuple(saved[k].shape)}, expected {tuple(v.shape)}"
+    return ""
+
+
 def fit(
-    step: Callable[[Batch], Mapping[str, float]],
+    step: StepFn,
     tensors: Sequence[torch.Tensor] | torch.Tensor,
     batch_size: int = 128,
     *,
@@ -95,58 +440,29 @@ def fit(
     desc: str = "train",
     device: torch.device | str | None = None,
 ) -> History:
-    """Run ``step(batch)`` on shuffled minibatches until the first budget runs out.
+    """:meth:`Run.fit` for a quick experiment: no checkpoint, and budgets counted from this call.
 
-    Budgets: ``epochs`` (may be fractional), ``steps`` or wall-time ``seconds``;
-    give at least one; :func:`validate_budget` refuses NaN, infinite, zero, negative and
-    fractional-step budgets. ``step`` returns ``{name: float}``; the values are
-    appended to ``history`` with ``"step"``, ``"epoch"`` and ``"time"`` columns.
-    Pass an existing ``history`` to continue it (e.g. after loading a checkpoint).
-    A NaN or inf value stops training with :class:`FloatingPointError` naming
-    the step and the quantity. ``callback(step, history)`` runs every
-    ``callback_every`` steps (e.g. to store a sample grid).
+    Budgets: ``epochs`` (may be fractional), ``steps`` or wall-time ``seconds``; give at least
+    one; :func:`validate_budget` refuses NaN, infinite, zero, negative and fractional-step
+    budgets. ``step`` returns ``{name: float}``; the values are appended to ``history`` with
+    ``"step"``, ``"epoch"`` and ``"time"`` columns. Pass an existing ``history`` to continue
+    it. A NaN or inf value stops training with :class:`FloatingPointError` naming the step and
+    the quantity. ``callback(step, history)`` runs every ``callback_every`` steps.
     """
     validate_budget(steps=steps, epochs=epochs, seconds=seconds)
+    run = Run(seed=0 if seed is None else seed, history=history)
+    run._good = {"step": run.step, "modules": {}, "ema": {}, "optimizers": {}}
     if isinstance(tensors, torch.Tensor):
         tensors = (tensors,)
-    n = len(tensors[0])
-    max_steps = math.inf if steps is None else steps
     if epochs is not None:
-        max_steps = min(max_steps, max(1, int(epochs * (n // batch_size))))
-    history = {} if history is None else history
-    start_step = int(history["step"][-1]) + 1 if history.get("step") else 0
-    start_time = history["time"][-1] if history.get("time") else 0.0
-    gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    total = None if math.isinf(max_steps) else int(max_steps)
-    bar = progress(total=total, desc=desc, unit="step")
-    t0 = time.perf_counter()
-    i = 0
-    for epoch, batch in minibatches(tensors, batch_size, gen):
-        if i >= max_steps or (seconds is not None and time.perf_counter() - t0 >= seconds):
-            break
-        if device is not None:
-            batch = tuple(t.to(device, non_blocking=True) for t in batch)
-        logs = step(batch)
-        for key, value in logs.items():
-            value = float(value)
-            if not math.isfinite(value):
-                bar.close()
-                raise FloatingPointError(
-                    f"{key} became {value} at step {start_step + i}: training diverged. Lower the "
-                    "learning rate, check for log(0) (use losses on logits), or clip gradients."
-                )
-            history.setdefault(key, []).append(value)
-        history.setdefault("step", []).append(start_step + i)
-        history.setdefault("epoch", []).append(epoch)
-        history.setdefault("time", []).append(start_time + time.perf_counter() - t0)
-        i += 1
-        bar.update(1)
-        if i % 10 == 0:
-            bar.set_postfix({k: f"{float(v):.3g}" for k, v in logs.items()}, refresh=False)
-        if callback is not None and callback_every and i % callback_every == 0:
-            callback(start_step + i - 1, history)
-    bar.close()
-    return history
+        n = _check_tensors(tensors, batch_size)
+        by_epochs = max(1, int(epochs * (n // batch_size)))
+        steps = by_epochs if steps is None else min(steps, by_epochs)
+    return run.fit(
+        step, tensors, batch_size, steps=None if steps is None else run.step + steps,
+        seconds=None if seconds is None else run.elapsed + seconds, callback=callback,
+        callback_every=callback_every, desc=desc, device=device,
+    )
 
 
 def smooth(values: Sequence[float], window: int = 50) -> list[float]:

@@ -57,7 +57,6 @@ from .vae_train import (  # noqa: F401 (re-exported)
     kl_warmup,
     make_vae_step,
     random_shift,
-    train_or_load,
     train_vae,
 )
 from .validate import check_unit_range

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from .distributions import gaussian_kl
-from .train import History, fit
-from .utils import load_checkpoint, save_checkpoint
+from .train import History, Run, optimizer_step
+from .validate import check_images
 
 if TYPE_CHECKING:  # only for type hints: vae.py imports this module
     from .vae import VAE
@@ -45,6 +44,7 @@ def make_vae_step(
     lr_at: Callable[[int], float] | None = None,
     free_bits: float = 0.0,
     autocast: torch.dtype | None = None,
+    step_index: Callable[[], int] | None = None,
 ) -> Callable:
     """A ``step(batch)`` for :func:`course_lib.train.fit`: one Adam step on the negative beta-ELBO.
 
@@ -57,6 +57,10 @@ def make_vae_step(
     ``free_bits`` is passed to :meth:`VAE.loss`. ``autocast=torch.bfloat16`` runs the
     forward pass in mixed precision (faster on CPUs and GPUs with bf16 units; the
     weights, the optimiser and :func:`evaluate` stay in float32).
+    ``step_index()`` gives the run's step count for the schedules (e.g. ``lambda: run.step``
+    of a :class:`course_lib.train.Run`, so a resumed run continues its schedules); without it
+    the step counts its own calls. A non-finite loss or gradient raises before the optimiser
+    steps (:func:`course_lib.train.optimizer_step`).
     Logs ``loss`` (the minimised negative beta-ELBO), ``neg_elbo``, ``rec`` and ``kl``, in nats.
     """
     counter = {"t": 0}
@@ -66,19 +70,15 @@ def make_vae_step(
         y = batch[1] if vae.num_classes and len(batch) > 1 else None
         if augment is not None:
             x = augment(x)
-        t = counter["t"]
+        t = step_index() if step_index is not None else counter["t"]
         b = beta(t) if callable(beta) else beta
         if lr_at is not None:
             for group in opt.param_groups:
                 group["lr"] = lr_at(t)
         with torch.autocast(x.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
             loss, terms = vae.loss(x, y, b, free_bits)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        logs = {}
-        if clip is not None:
-            logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(vae.parameters(), clip))
-        opt.step()
+        norm = optimizer_step(loss, opt, clip=clip)
+        logs = {} if clip is None else {"grad_norm": norm}
         counter["t"] += 1
         return {
             "loss": loss.item(),
@@ -105,26 +105,46 @@ def train_vae(
     optimizer: Callable[..., torch.optim.Optimizer] | None = None,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     seed: int = 0,
-    **budget,
+    checkpoint: str | os.PathLike | None = None,
+    config: dict | None = None,
+    epochs: float | None = None,
+    steps: int | None = None,
+    seconds: float | None = None,
+    desc: str = "VAE",
+    callback: Callable[[int, History], None] | None = None,
+    callback_every: int = 0,
 ) -> History:
-    """Train ``vae`` with Adam on images ``x (N, C, H, W)`` (labels ``y`` for a CVAE) using :func:`fit`.
+    """Train ``vae`` with Adam on images ``x (N, C, H, W)`` (labels ``y`` for a CVAE), on a
+    :class:`course_lib.train.Run`. Returns the history (``loss``, ``neg_elbo``, ``rec``, ``kl``,
+    ``beta`` per step).
 
-    ``budget`` is passed to :func:`course_lib.train.fit`: ``epochs=``, ``steps=``
-    or ``seconds=``, and optionally ``history=``, ``desc=``, ``callback=``.
-    ``optimizer(params, lr=lr)`` builds the optimiser (default :class:`torch.optim.Adam`);
-    ``augment`` transforms each batch of images (e.g. :func:`random_shift`, or
-    ``torch.bernoulli`` for dynamic binarisation).
-    Returns the history (``loss``, ``neg_elbo``, ``rec``, ``kl``, ``beta`` per step).
+    Budgets (``epochs``, ``steps``, ``seconds``) are for the run. ``optimizer(params, lr=lr)``
+    builds the optimiser (default :class:`torch.optim.Adam`); ``augment`` transforms each batch
+    of images (e.g. :func:`random_shift`, or ``torch.bernoulli`` for dynamic binarisation).
+    ``checkpoint``: load the checkpoint if present, else train (chapters 7-8). A run found
+    there continues exactly to the budget, a finished one is loaded without training; the
+    file records the settings (``lr``, ``batch_size``, ``clip``, ``free_bits``, a numeric
+    ``beta``, ``seed`` and the budget-independent ``config`` you pass to describe the rest,
+    e.g. an augmentation or a beta schedule), and a file of other settings is an error naming
+    them, never retrained over.
     """
-    if x.ndim != 4:
-        raise ValueError(f"x must be images (N, C, H, W), got shape {tuple(x.shape)}")
+    check_images(x, "x")
     opt = (optimizer or torch.optim.Adam)(vae.parameters(), lr=lr)
-    step = make_vae_step(vae, opt, beta=beta, clip=clip, free_bits=free_bits, augment=augment)
+    settings = {"lr": lr, "batch_size": batch_size, "clip": clip, "free_bits": free_bits,
+                "beta": None if callable(beta) else beta, **(config or {})}
+    run = Run({"model": vae}, {"opt": opt}, config=settings, seed=seed, path=checkpoint)
+    if run.resume():
+        print(f"loaded {checkpoint} at step {run.step} (delete it to train again)")
+    step = make_vae_step(vae, opt, beta=beta, clip=clip, free_bits=free_bits, augment=augment,
+                         step_index=lambda: run.step)
     vae.train()
     tensors = (x,) if y is None else (x, y)
-    hist = fit(step, tensors, batch_size, seed=seed, device=vae._device(), **budget)
-    vae.eval()
-    return hist
+    try:
+        run.fit(step, tensors, batch_size, epochs=epochs, steps=steps, seconds=seconds, desc=desc,
+                device=vae._device(), callback=callback, callback_every=callback_every)
+    finally:
+        vae.eval()
+    return run.history
 
 
 def bf16_is_fast(device: torch.device | str = "cpu") -> bool:
@@ -142,32 +162,6 @@ def bf16_is_fast(device: torch.device | str = "cpu") -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # private op: absent in some builds
         return False
-
-
-def train_or_load(vae: VAE, path: str | os.PathLike, x: torch.Tensor, y: torch.Tensor | None = None,
-                  **train_kwargs) -> History:
-    """Load ``vae`` and its history from ``path`` if present, else :func:`train_vae` it and save (chapters 7-8).
-
-    The checkpoint stores the weights, the history and ``train_kwargs`` (as text);
-    if they do not match the model or the requested training (e.g. the code
-    changed), it trains again and overwrites the file. Returns the history.
-    """
-    path = Path(path)
-    settings = repr(sorted((k, repr(v)) for k, v in train_kwargs.items() if not callable(v)))
-    if path.is_file():
-        state = load_checkpoint(path)
-        if state.get("settings") == settings:
-            try:
-                vae.load_state_dict(state["model"])
-            except RuntimeError as err:  # another architecture under the same name
-                print(f"{path.name} does not fit this model ({str(err).splitlines()[0]}); training again.")
-            else:
-                vae.eval()
-                print(f"loaded {path} (delete it to train again)")
-                return state["history"]
-    hist = train_vae(vae, x, y, **train_kwargs)
-    save_checkpoint(path, {"model": vae.state_dict(), "history": hist, "settings": settings})
-    return hist
 
 
 @torch.no_grad()

@@ -82,7 +82,7 @@ def fid_of(G: gan.Generator) -> float:
 # the same trainer to watch it.
 
 # %%
-print({k: v for k, v in recipes.MNIST_GAN_CONFIG.items()})
+print(recipes.MNIST_GAN_CONFIG)
 trainer = recipes.mnist_gan_trainer(seed=0)
 G, D = trainer.G, trainer.D
 print(

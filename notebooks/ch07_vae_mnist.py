@@ -68,10 +68,10 @@ print(f"fast mode: {FAST}; checkpoints in {CKPT}")
 # %%
 mlp = V.mlp_vae(z_dim=20, hidden=(400,))
 before = V.evaluate(mlp, x_test)
-hist_mlp = V.train_or_load(
+hist_mlp = V.train_vae(
     mlp,
-    CKPT / f"ch07_mlp_{MODE}.pt",
     x_train,
+    checkpoint=CKPT / f"ch07_mlp_{MODE}.pt",
     lr=1e-3,
     batch_size=128,
     steps=utils.fast_or_full(300, 20_000),
@@ -111,9 +111,8 @@ ax.legend()
 
 # %%
 conv = recipes.train_mnist_vae(
-    utils.fast_or_full(30, 300),
+    steps=utils.fast_or_full(200, 6000),
     seed=0,
-    max_steps=utils.fast_or_full(200, None),
     checkpoint=CKPT / f"ch07_recipe_{MODE}.pt",
 )
 res_conv = V.evaluate(conv, x_test)
@@ -278,10 +277,10 @@ plt.tight_layout()
 
 # %%
 vae2 = V.mlp_vae(z_dim=2, hidden=utils.fast_or_full((256,), (512,)))
-hist2 = V.train_or_load(
+hist2 = V.train_vae(
     vae2,
-    CKPT / f"ch07_z2_{MODE}.pt",
     x_train,
+    checkpoint=CKPT / f"ch07_z2_{MODE}.pt",
     lr=2e-3,
     batch_size=128,
     steps=utils.fast_or_full(400, 20_000),
@@ -414,10 +413,11 @@ nll_untrained = {
     "grey": V.iwae_nll(untrained, x_test[:n_eval], k=10, seed=3),
 }
 iwae_arch = V.mlp_vae(z_dim=50, hidden=(200, 200), act=torch.nn.Tanh)
-V.train_or_load(
+V.train_vae(
     iwae_arch,
-    CKPT / f"ch07_binarised_{MODE}.pt",
     x_train,
+    checkpoint=CKPT / f"ch07_binarised_{MODE}.pt",
+    config={"augment": "dynamic binarisation"},
     lr=1e-3,
     batch_size=128,
     augment=lambda b: torch.bernoulli(b, generator=bin_g),  # dynamic binarisation
@@ -427,10 +427,10 @@ V.train_or_load(
 nll_bin = V.iwae_nll(iwae_arch, x_test_bin[:n_eval], k=k_big, seed=3)
 
 iwae_grey = V.mlp_vae(z_dim=50, hidden=(200, 200), act=torch.nn.Tanh)
-V.train_or_load(
+V.train_vae(
     iwae_grey,
-    CKPT / f"ch07_grey200_{MODE}.pt",
     x_train,
+    checkpoint=CKPT / f"ch07_grey200_{MODE}.pt",
     lr=1e-3,
     batch_size=128,
     steps=utils.fast_or_full(250, 30_000),

@@ -298,7 +298,7 @@ def test_gan_load_checks_everything_before_copying(tmp_path):
     with torch.no_grad():
         next(other.G.parameters()).normal_()  # G differs from the file's
     before = {k: v.clone() for k, v in other.G.state_dict().items()}
-    with pytest.raises(RuntimeError, match="different architecture"):
+    with pytest.raises(RuntimeError, match="another architecture"):
         other.load(path)
     assert all(torch.equal(v, other.G.state_dict()[k]) for k, v in before.items())
 
@@ -307,6 +307,6 @@ def test_gan_load_refuses_other_settings(tmp_path):
     """The constructor's r1_gamma, g_loss, real_label were silently replaced by the file's."""
     path = tmp_path / "gan.pt"
     _small_gan(r1_gamma=1.0).save(path)
-    with pytest.raises(ValueError, match="r1_gamma: saved 1.0, this trainer 0.0"):
+    with pytest.raises(ValueError, match="r1_gamma: saved 1.0, this run 0.0"):
         _small_gan(r1_gamma=0.0).load(path)
     assert _small_gan(r1_gamma=1.0).load(path).config["r1_gamma"] == 1.0

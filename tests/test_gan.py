@@ -189,13 +189,20 @@ def test_trainer_learns_records_snapshots_and_resumes(tmp_path):
     tr2.train(x, batch_size=32, steps=10)
     assert tr2.history["step"][-1] == 159
 
-    # train_gan: resumes from the checkpoint if present, then saves
+    # fit: the budget is the run's, so a trainer resumed from a finished run trains no further
     ck = tmp_path / "resume.pt"
-    t1 = gan.train_gan(gan.MLPGenerator(latent_dim=16, hidden=(64,)), gan.MLPDiscriminator(hidden=(64,)),
-                       x, checkpoint=ck, batch_size=32, steps=5)
-    t2 = gan.train_gan(gan.MLPGenerator(latent_dim=16, hidden=(64,)), gan.MLPDiscriminator(hidden=(64,)),
-                       x, checkpoint=ck, batch_size=32, steps=5)
-    assert t1.steps_done == 5 and t2.steps_done == 10
+
+    def trainer():
+        return gan.GANTrainer(gan.MLPGenerator(latent_dim=16, hidden=(64,)), gan.MLPDiscriminator(hidden=(64,)),
+                              checkpoint=ck)
+
+    t1 = trainer()
+    t1.fit(x, batch_size=32, steps=5)
+    t2 = trainer().load()
+    t2.fit(x, batch_size=32, steps=5)
+    assert t1.steps_done == 5 and t2.steps_done == 5 and t2.history == t1.history
+    t2.fit(x, batch_size=32, steps=8)
+    assert t2.steps_done == 8
 
 
 def test_trainer_rejects_bad_input_and_bad_checkpoints(tmp_path):
@@ -226,11 +233,11 @@ def test_trainer_rejects_bad_input_and_bad_checkpoints(tmp_path):
         tr.load(bad)
     other = gan.GANTrainer(gan.MLPGenerator(latent_dim=4, hidden=(16,)), gan.MLPDiscriminator(hidden=(8,)))
     path = other.save(tmp_path / "other.pt")
-    with pytest.raises(RuntimeError, match="different architecture"):
+    with pytest.raises(RuntimeError, match="another architecture"):
         tr.load(path)
     from course_lib.utils import save_checkpoint
     save_checkpoint(tmp_path / "x.pt", {"weights": torch.zeros(1)})
-    with pytest.raises(RuntimeError, match="not a GAN checkpoint"):
+    with pytest.raises(RuntimeError, match="not a course_lib training run"):
         tr.load(tmp_path / "x.pt")
 
 

@@ -140,11 +140,14 @@ def test_log_sigmoid_overflows_where_the_logit_form_does_not():
     """Same loss on paper; at a learning rate of 1e-2 the probability form hits log(0) at once."""
     x = _mnist()
     for seed in (0, 1):
-        tr = gan.GANTrainer(*_classic(seed), lr_g=1e-2, lr_d=1e-2, step_fn=gan_bugs.step_log_sigmoid)
+        tr = gan.GANTrainer(*_classic(seed), lr_g=1e-2, lr_d=1e-2, step_fn=gan_bugs.step_log_sigmoid, seed=seed)
+        start = [p.clone() for p in tr.D.parameters()]
         with pytest.raises(FloatingPointError, match="became (inf|nan)"):
-            tr.train(x, batch_size=BATCH, steps=20, seed=seed)
-        tr = gan.GANTrainer(*_classic(seed), lr_g=1e-2, lr_d=1e-2)
-        hist = tr.train(x, batch_size=BATCH, steps=20, seed=seed)  # the softplus form stays finite
+            tr.train(x, batch_size=BATCH, steps=20)
+        # the broken step wrote NaN into D before the loop saw the loss; the loop rolled it back
+        assert all(torch.equal(a, b) for a, b in zip(start, tr.D.parameters()))
+        tr = gan.GANTrainer(*_classic(seed), lr_g=1e-2, lr_d=1e-2, seed=seed)
+        hist = tr.train(x, batch_size=BATCH, steps=20)  # the softplus form stays finite
         assert len(hist["loss_d"]) == 20
 
 

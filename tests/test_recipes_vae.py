@@ -1,38 +1,70 @@
-"""The VAE recipe: trains, respects its budgets, loads and resumes from a checkpoint."""
+"""The VAE recipe: trains, respects its budgets, resumes exactly, refuses another run's file."""
 
+import pytest
 import torch
 
 from course_lib import recipes
 from course_lib import vae as V
 
+CFG = {"channels": (4, 8), "hidden": 16, "z_dim": 4}
+
 
 def test_train_mnist_vae_small_budget_and_checkpoint(tmp_path):
     x = torch.rand(256, 1, 28, 28)
-    cfg = {"channels": (4, 8), "hidden": 16, "z_dim": 4}
     path = tmp_path / "vae.pt"
-    vae = recipes.train_mnist_vae(30, seed=0, images=x, checkpoint=path, config=cfg, max_steps=5)
+    vae = recipes.train_mnist_vae(seed=0, images=x, checkpoint=path, config=CFG, steps=5)
     assert isinstance(vae, V.VAE) and not vae.training
     assert len(vae.history["loss"]) == 5 and path.is_file()
-    again = recipes.train_mnist_vae(30, seed=0, images=x, checkpoint=path, config=cfg, max_steps=5)
+    again = recipes.train_mnist_vae(seed=0, images=x, checkpoint=path, config=CFG, steps=5)
     assert again.history == vae.history  # loaded, not retrained
-    # an interrupted run (saved with done=False) resumes for the steps it has left
-    state = torch.load(path, weights_only=True)
-    state["done"] = False
-    state["history"] = {k: v[:3] for k, v in state["history"].items()}
-    torch.save(state, path)
-    resumed = recipes.train_mnist_vae(30, seed=0, images=x, checkpoint=path, config=cfg, max_steps=5)
-    assert resumed.history["step"] == [0, 1, 2, 3, 4]
-    # a checkpoint written by another version of the model is not loaded: it trains again
-    state = torch.load(path, weights_only=True)
-    state["model"] = {k + "_old": v for k, v in state["model"].items()}
-    torch.save(state, path)
-    retrained = recipes.train_mnist_vae(30, seed=0, images=x, checkpoint=path, config=cfg, max_steps=5)
-    assert len(retrained.history["loss"]) == 5
+
+
+def test_train_mnist_vae_resumes_bit_for_bit(tmp_path):
+    x = torch.rand(256, 1, 28, 28)
+    straight = recipes.train_mnist_vae(images=x, config=CFG, steps=6)
+    path = tmp_path / "vae.pt"
+    # Ctrl-C in the middle of a step: the step is finished, saved, then the run stops
+    import os
+    import signal
+
+    from course_lib import vae_train
+
+    real_step = vae_train.optimizer_step
+    calls = []
+
+    def interrupted_step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives before this step's optimiser update
+        return real_step(*args, **kwargs)
+
+    vae_train.optimizer_step = interrupted_step
+    try:
+        with pytest.raises(KeyboardInterrupt, match="stopped after step 3"):
+            recipes.train_mnist_vae(images=x, config=CFG, steps=6, checkpoint=path)
+    finally:
+        vae_train.optimizer_step = real_step
+    torch.manual_seed(7)  # a fresh process would not share the global generator's state
+    resumed = recipes.train_mnist_vae(images=x, config=CFG, steps=6, checkpoint=path)
+    assert resumed.history["step"] == list(range(6))
+    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+    # two identical runs agree: the schedule follows steps, not wall time
+    again = recipes.train_mnist_vae(images=x, config=CFG, steps=6)
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), again.state_dict().values()))
+
+
+def test_another_runs_checkpoint_is_an_error(tmp_path):
+    x = torch.rand(256, 1, 28, 28)
+    path = tmp_path / "vae.pt"
+    recipes.train_mnist_vae(images=x, config=CFG, steps=2, checkpoint=path)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="z_dim: saved 4, this run 8"):
+        recipes.train_mnist_vae(images=x, config={**CFG, "z_dim": 8}, steps=2, checkpoint=path)
+    assert path.read_bytes() == before
 
 
 def test_train_mnist_vae_rejects_bad_input():
-    import pytest
-
     with pytest.raises(ValueError, match="seconds"):
         recipes.train_mnist_vae(0)
     with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):

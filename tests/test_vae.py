@@ -329,19 +329,23 @@ def test_residual_mlp_keeps_the_gradient_of_a_deep_net(g):
     assert norms[False] < 0.05 and norms[True] > 0.2, norms
 
 
-def test_train_or_load_round_trip(tmp_path, capsys):
+def test_train_vae_checkpoint_loads_continues_and_refuses_another_run(tmp_path, capsys):
     x = torch.rand(64, 1, 28, 28)
     vae = V.mlp_vae(z_dim=2, hidden=(8,))
-    hist = V.train_or_load(vae, tmp_path / "m.pt", x, steps=3, batch_size=16, desc="t")
-    assert len(hist["loss"]) == 3
+    hist = V.train_vae(vae, x, steps=3, batch_size=16, desc="t", checkpoint=tmp_path / "m.pt")
+    assert len(hist["loss"]) == 3 and not vae.training
     fresh = V.mlp_vae(z_dim=2, hidden=(8,))
-    hist2 = V.train_or_load(fresh, tmp_path / "m.pt", x, steps=3, batch_size=16, desc="t")
+    hist2 = V.train_vae(fresh, x, steps=3, batch_size=16, desc="t", checkpoint=tmp_path / "m.pt")
     assert "loaded" in capsys.readouterr().out and hist2 == hist
     assert all(torch.equal(a, b) for a, b in zip(vae.state_dict().values(), fresh.state_dict().values()))
-    # other training settings, or another architecture under the same name: train again
-    assert len(V.train_or_load(fresh, tmp_path / "m.pt", x, steps=4, batch_size=16, desc="t")["loss"]) == 4
-    other = V.mlp_vae(z_dim=3, hidden=(8,))
-    assert len(V.train_or_load(other, tmp_path / "m.pt", x, steps=4, batch_size=16, desc="t")["loss"]) == 4
+    # a larger budget continues the run; other settings or another architecture are errors
+    assert len(V.train_vae(fresh, x, steps=4, batch_size=16, checkpoint=tmp_path / "m.pt")["loss"]) == 4
+    before = (tmp_path / "m.pt").read_bytes()
+    with pytest.raises(ValueError, match="lr: saved 0.001, this run 0.01"):
+        V.train_vae(fresh, x, lr=1e-2, steps=4, batch_size=16, checkpoint=tmp_path / "m.pt")
+    with pytest.raises(RuntimeError, match="another architecture"):
+        V.train_vae(V.mlp_vae(z_dim=3, hidden=(8,)), x, steps=4, batch_size=16, checkpoint=tmp_path / "m.pt")
+    assert (tmp_path / "m.pt").read_bytes() == before
 
 
 def test_bf16_step_runs_and_keeps_float32_weights(g):

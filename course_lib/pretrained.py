@@ -1,0 +1,87 @@
+"""Shipped trained weights: a chapter loads them when they match its run, and trains otherwise.
+
+Every model that a chapter trains in full mode is trained once by ``tools/train_weights.py``,
+which writes the weights under ``course_lib/assets/weights/`` and a manifest beside them
+(file, SHA-256, the command, the config, the measured metric). The three modes share one code
+path (chapter 0):
+
+* fast mode (``COURSE_FAST=1``, the tests): never reads shipped weights; always trains;
+* the default: loads the shipped weights when the run's config and seed are those they were
+  trained with, after checking their SHA-256; trains when they are missing or differ;
+* ``COURSE_RETRAIN=1``: ignores the shipped weights and trains.
+
+Loading uses ``torch.load(weights_only=True)`` (:func:`course_lib.utils.load_checkpoint`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .utils import _FALSE, _TRUE, fast_mode, load_checkpoint
+
+WEIGHTS_DIR = Path(__file__).parent / "assets" / "weights"
+MANIFEST = WEIGHTS_DIR / "manifest.json"
+RETRAIN_ENV = "COURSE_RETRAIN"
+
+
+def retrain() -> bool:
+    """Whether ``COURSE_RETRAIN`` asks to train instead of loading shipped weights."""
+    value = os.environ.get(RETRAIN_ENV, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{RETRAIN_ENV}={value!r} is not understood; use 1 (train) or 0 (load shipped weights).")
+
+
+def manifest(path: Path = MANIFEST) -> dict[str, dict[str, Any]]:
+    """The manifest: ``{name: {"file", "sha256", "command", "config", "seed", "metric"}}``."""
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def sha256(path: Path) -> str:
+    """The SHA-256 of a file, in hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def shipped(name: str, config: dict[str, Any], seed: int) -> dict[str, Any] | None:
+    """The shipped state of run ``name`` if it may be used here, else ``None``.
+
+    ``None`` in fast mode, with ``COURSE_RETRAIN=1``, when nothing is shipped under that name,
+    or when the shipped run had another config or seed (a note says which settings differ,
+    then the chapter trains). A file whose SHA-256 is not the manifest's is an error.
+    """
+    if fast_mode() or retrain():
+        return None
+    entry = manifest().get(name)
+    if entry is None:
+        return None
+    if entry["config"] != config or entry["seed"] != seed:
+        differ = sorted(k for k in set(entry["config"]) | set(config)
+                        if entry["config"].get(k) != config.get(k))
+        print(f"shipped weights {name!r} were trained with other settings ({differ or ['seed']}): training")
+        return None
+    path = WEIGHTS_DIR / entry["file"]
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the manifest lists {path}, which is missing: reinstall the course, or set "
+            f"{RETRAIN_ENV}=1 to train instead."
+        )
+    found = sha256(path)
+    if found != entry["sha256"]:
+        raise RuntimeError(
+            f"{path} has SHA-256 {found}, not the manifest's {entry['sha256']}: the file is "
+            f"damaged or was replaced. Reinstall the course, or set {RETRAIN_ENV}=1 to train instead."
+        )
+    print(f"loaded the shipped weights {path.name} ({RETRAIN_ENV}=1 trains instead)")
+    return load_checkpoint(path)
