@@ -67,8 +67,7 @@ def main() -> None:
             t0 = time.perf_counter()
             G = recipes.train_mnist_gan(budget, seed=args.seed, config=config, desc=f"{name} {budget:g}s")
             train_s = time.perf_counter() - t0
-            fake = G.sample(args.n, generator=torch.Generator().manual_seed(args.seed + 1))
-            fid = metrics.fid(features.extract(clf, fake), test_features)
+            fid = metrics.generator_fid(G, test_features, clf, n=args.n, seed=args.seed + 1)
             steps = len(G.history["step"])
             table.append((budget, name, steps, fid))
             print(f"{budget:8g}  {name:32s} {steps:7d} {fid:8.1f}  {load0:.2f}/{os.getloadavg()[0]:.2f}"

@@ -24,7 +24,6 @@ and returns features, logits or softmax probabilities.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -35,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import atomic_write, load_checkpoint, save_checkpoint
+from .utils import atomic_write, load_checkpoint, save_checkpoint, sha256
 from .validate import check_images
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -156,14 +155,6 @@ def train_mnist_classifier(
     return model.eval(), history
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_mnist_classifier(model: MNISTClassifier, path: str | os.PathLike = MNIST_CLASSIFIER_WEIGHTS,
                           card: dict[str, Any] | None = None) -> Path:
     """Write the weights atomically, then a JSON card beside them with their SHA-256 and ``card``.
@@ -173,7 +164,7 @@ def save_mnist_classifier(model: MNISTClassifier, path: str | os.PathLike = MNIS
     """
     path = Path(path)
     save_checkpoint(path, {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
-    info = {"file": path.name, "sha256": _sha256(path), **(card or {})}
+    info = {"file": path.name, "sha256": sha256(path), **(card or {})}
     card_path = path.with_suffix(".json")
     atomic_write(card_path, lambda f: f.write((json.dumps(info, indent=2) + "\n").encode()))
     return path
@@ -203,7 +194,7 @@ def load_mnist_classifier(path: str | os.PathLike | None = None) -> MNISTClassif
         expected = json.loads(card_path.read_text())["sha256"]
     except (ValueError, KeyError) as err:
         raise RuntimeError(f"{card_path} is not a valid classifier card ({err}); retrain with `{RETRAIN_HINT}`.") from err
-    actual = _sha256(path)
+    actual = sha256(path)
     if shipped and actual != MNIST_CLASSIFIER_SHA256:
         raise RuntimeError(
             f"The shipped classifier {path} was modified: its SHA-256 is {actual[:16]}..., but "

@@ -43,7 +43,8 @@ class GANTrainer:
     ``config`` (a recipe's dataclass or dict) is recorded with the trainer's own settings
     and the ``seed``: :meth:`load` of a checkpoint trained with other settings is an error
     naming them. ``checkpoint`` is a path the run saves to every ``save_every`` seconds
-    and at the end of :meth:`fit` / :meth:`train`.
+    and at the end of :meth:`fit` / :meth:`train`. ``shipped`` names the run's shipped weights
+    (:mod:`course_lib.pretrained`), which ``trainer.run.resume()`` loads when they match.
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class GANTrainer:
         real_label: float = 1.0, r1_gamma: float = 0.0, n_snapshot: int = 64, seed: int = 0,
         step_fn: StepFn | None = None, ema: float = 0.0, config: Any = None,
         checkpoint: str | os.PathLike | None = None, save_every: float = 30.0,
+        shipped: str | None = None,
     ):
         if g_loss not in G_LOSSES:
             raise ValueError(f"g_loss={g_loss!r}: choose one of {sorted(G_LOSSES)}")
@@ -71,7 +73,7 @@ class GANTrainer:
         self.run = Run(
             {"generator": G, "discriminator": D}, {"g": self.opt_g, "d": self.opt_d},
             ema={"generator": self._ema} if self._ema else {}, config=recorded, seed=seed,
-            path=checkpoint, save_every=save_every,
+            path=checkpoint, save_every=save_every, shipped=shipped,
         )
         gen = torch.Generator().manual_seed(seed)
         fixed_z = torch.randn(n_snapshot, G.latent_dim, generator=gen)  # (n_snapshot, latent_dim)

@@ -15,13 +15,11 @@ Loading uses ``torch.load(weights_only=True)`` (:func:`course_lib.utils.load_che
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from .utils import _FALSE, _TRUE, fast_mode, load_checkpoint
+from .utils import env_flag, fast_mode, load_checkpoint, sha256
 
 WEIGHTS_DIR = Path(__file__).parent / "assets" / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
@@ -30,28 +28,15 @@ RETRAIN_ENV = "COURSE_RETRAIN"
 
 def retrain() -> bool:
     """Whether ``COURSE_RETRAIN`` asks to train instead of loading shipped weights."""
-    value = os.environ.get(RETRAIN_ENV, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"{RETRAIN_ENV}={value!r} is not understood; use 1 (train) or 0 (load shipped weights).")
+    return env_flag(RETRAIN_ENV, "train", "load shipped weights")
 
 
-def manifest(path: Path = MANIFEST) -> dict[str, dict[str, Any]]:
+def manifest(path: Path | None = None) -> dict[str, dict[str, Any]]:
     """The manifest: ``{name: {"file", "sha256", "command", "config", "seed", "metric"}}``."""
+    path = MANIFEST if path is None else path
     if not path.is_file():
         return {}
     return json.loads(path.read_text())
-
-
-def sha256(path: Path) -> str:
-    """The SHA-256 of a file, in hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def shipped(name: str, config: dict[str, Any], seed: int) -> dict[str, Any] | None:

@@ -85,6 +85,7 @@ def mnist_gan_models(
 def mnist_gan_trainer(
     config: GANConfig | dict | None = None, n_classes: int = 0, seed: int = 0,
     device: torch.device | str | None = None, checkpoint: str | os.PathLike | None = None,
+    shipped: str | None = None,
 ) -> GAN.GANTrainer:
     """A :class:`course_lib.gan.GANTrainer` for the recipe's models and optimiser settings (chapter 4).
 
@@ -100,7 +101,7 @@ def mnist_gan_trainer(
         G, D = G.to(device), D.to(device)
     return GAN.GANTrainer(
         G, D, lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=tuple(cfg.betas), r1_gamma=cfg.r1_gamma,
-        real_label=cfg.real_label, ema=cfg.ema, seed=seed, checkpoint=checkpoint,
+        real_label=cfg.real_label, ema=cfg.ema, seed=seed, checkpoint=checkpoint, shipped=shipped,
         config={"arch": cfg.arch, "channels": cfg.channels, "latent_dim": cfg.latent_dim,
                 "batch_size": cfg.batch_size, "n_classes": n_classes},
     )
@@ -212,6 +213,7 @@ def train_mnist_vae(
     checkpoint: str | os.PathLike | None = None,
     config: VAEConfig | dict | None = None,
     device: torch.device | str | None = None,
+    shipped: str | None = None,
     desc: str = "mnist vae",
 ) -> V.VAE:
     """Train the course's recommended MNIST VAE and return it (chapter 7).
@@ -230,8 +232,10 @@ def train_mnist_vae(
     (what ``benchmarks/bench_vae.py`` compares at equal wall time), which no rerun repeats
     exactly. ``checkpoint``: a path the run is saved to every ~10 s and at the end; a run
     found there continues to the budget (a finished one is loaded without training); a
-    file of another config or seed is an error, never overwritten. The returned VAE (in
-    eval mode) carries the training history as ``vae.history``.
+    file of another config or seed is an error, never overwritten. ``shipped`` names shipped
+    weights (:mod:`course_lib.pretrained`) that are loaded, without training, when no checkpoint
+    is found and the config and seed match. The returned VAE (in eval mode) carries the
+    training history as ``vae.history``.
     """
     validate_budget(steps=steps, seconds=seconds)
     cfg = vae_config(config)
@@ -245,7 +249,7 @@ def train_mnist_vae(
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(seed)
     run = Run({"model": vae}, {"opt": opt}, generators={"augment": gen}, config=cfg, seed=seed,
-              path=checkpoint, save_every=10.0)
+              path=checkpoint, save_every=10.0, shipped=shipped)
     run.resume()
 
     def frac() -> float:

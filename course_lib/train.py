@@ -238,14 +238,6 @@ class Run:
             "history": self.history, "extra": self.extra,
         }
 
-    def export_weights(self) -> dict[str, Any]:
-        """The finished run without what only continuing it needs (optimiser states, random
-        generators, data order): what ``tools/train_weights.py`` ships."""
-        state = self.state_dict()
-        for key in ("optimizers", "rng", "data"):
-            del state[key]
-        return {**state, "format": WEIGHTS_FORMAT}
-
     def check_state(self, state: Mapping[str, Any], where: str = "the checkpoint") -> None:
         """Raise an error naming what keeps ``state`` from continuing this run; copy nothing."""
         if state.get("format") not in (FORMAT, WEIGHTS_FORMAT):
@@ -411,6 +403,15 @@ class Run:
             f"back at step {self._good['step']} ({where}). Lower the learning rate, check for "
             "log(0) (use losses on logits), or clip gradients."
         )
+
+
+def export_weights(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's checkpoint without what only continuing it needs (optimiser states, random
+    generators, data order): what ``tools/train_weights.py`` ships. :meth:`Run.resume` loads it
+    like a checkpoint, with fresh optimisers."""
+    if state.get("format") != FORMAT:
+        raise ValueError(f"not a course_lib training run (format {state.get('format')!r})")
+    return {**{k: v for k, v in state.items() if k not in ("optimizers", "rng", "data")}, "format": WEIGHTS_FORMAT}
 
 
 def state_mismatch(expected: Mapping[str, torch.Tensor], saved: Mapping[str, torch.Tensor]) -> str:

@@ -35,12 +35,29 @@ def fast_mode() -> bool:
     seconds (CI and the book build set it). It never changes the code path:
     notebooks choose sizes with :func:`fast_or_full` and run the same code.
     """
-    value = os.environ.get(FAST_ENV, "").strip().lower()
+    return env_flag(FAST_ENV, "fast", "full")
+
+
+def env_flag(name: str, yes: str, no: str) -> bool:
+    """Read an on/off environment variable (1/true/yes/on, 0/false/no/off or unset);
+    anything else is an error that says what the two values mean."""
+    value = os.environ.get(name, "").strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"{FAST_ENV}={value!r} is not understood; use 1 (fast) or 0 (full).")
+    raise ValueError(f"{name}={value!r} is not understood; use 1 ({yes}) or 0 ({no}).")
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file, in hex (read in 1 MB blocks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def fast_or_full(fast: T, full: T) -> T:
@@ -320,11 +337,23 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
+_FAST_CHECKPOINTS: list[Path] = []
+
+
 def checkpoint_dir() -> Path:
     """Where notebooks keep checkpoints: ``$COURSE_CHECKPOINTS``, else ``~/.cache/dgm-course/checkpoints``.
 
     Notebooks follow "load the checkpoint if present, else train"; delete the
-    folder (or set the variable to an empty folder) to retrain from scratch.
+    folder (or set the variable to an empty folder) to retrain from scratch. In fast mode
+    without the variable it is a new temporary folder for this process: a fast run always
+    trains from scratch and never reads (or fills) the cache of full-mode runs.
     """
-    default = Path.home() / ".cache" / "dgm-course" / "checkpoints"
-    return Path(os.environ.get("COURSE_CHECKPOINTS", default)).expanduser()
+    if "COURSE_CHECKPOINTS" in os.environ:
+        return Path(os.environ["COURSE_CHECKPOINTS"]).expanduser()
+    if fast_mode():
+        if not _FAST_CHECKPOINTS:
+            import tempfile
+
+            _FAST_CHECKPOINTS.append(Path(tempfile.mkdtemp(prefix="course-fast-checkpoints-")))
+        return _FAST_CHECKPOINTS[0]
+    return Path.home() / ".cache" / "dgm-course" / "checkpoints"

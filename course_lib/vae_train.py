@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -107,6 +108,7 @@ def train_vae(
     seed: int = 0,
     checkpoint: str | os.PathLike | None = None,
     config: dict | None = None,
+    shipped: str | None = None,
     epochs: float | None = None,
     steps: int | None = None,
     seconds: float | None = None,
@@ -126,14 +128,15 @@ def train_vae(
     file records the settings (``lr``, ``batch_size``, ``clip``, ``free_bits``, a numeric
     ``beta``, ``seed`` and the budget-independent ``config`` you pass to describe the rest,
     e.g. an augmentation or a beta schedule), and a file of other settings is an error naming
-    them, never retrained over.
+    them, never retrained over. ``shipped`` names the run's shipped weights
+    (:mod:`course_lib.pretrained`), loaded when there is no checkpoint and they match.
     """
     check_images(x, "x")
     opt = (optimizer or torch.optim.Adam)(vae.parameters(), lr=lr)
     settings = {"lr": lr, "batch_size": batch_size, "clip": clip, "free_bits": free_bits,
                 "beta": None if callable(beta) else beta, **(config or {})}
-    run = Run({"model": vae}, {"opt": opt}, config=settings, seed=seed, path=checkpoint)
-    if run.resume():
+    run = Run({"model": vae}, {"opt": opt}, config=settings, seed=seed, path=checkpoint, shipped=shipped)
+    if run.resume() and checkpoint is not None and Path(checkpoint).is_file():
         print(f"loaded {checkpoint} at step {run.step} (delete it to train again)")
     step = make_vae_step(vae, opt, beta=beta, clip=clip, free_bits=free_bits, augment=augment,
                          step_index=lambda: run.step)

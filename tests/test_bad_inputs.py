@@ -310,3 +310,54 @@ def test_gan_load_refuses_other_settings(tmp_path):
     with pytest.raises(ValueError, match="r1_gamma: saved 1.0, this run 0.0"):
         _small_gan(r1_gamma=0.0).load(path)
     assert _small_gan(r1_gamma=1.0).load(path).config["r1_gamma"] == 1.0
+
+
+def test_a_diverging_gan_keeps_its_last_good_state(tmp_path):
+    """lr=1e30: the NaN used to be caught after the optimiser step, and a later save wrote it."""
+    tr = _small_gan(checkpoint=tmp_path / "gan.pt")
+    x = torch.rand(64, 1, 4, 4)
+    tr.fit(x, batch_size=16, steps=1)  # a good first step, checkpointed
+    for opt in (tr.opt_g, tr.opt_d):
+        opt.param_groups[0]["lr"] = 1e30
+    good = [p.clone() for p in (*tr.G.parameters(), *tr.D.parameters())]
+    with pytest.raises(FloatingPointError, match=r"at step \d+: training diverged.*back at step 1.*gan\.pt"):
+        tr.fit(x, batch_size=16, steps=50)
+    now = [*tr.G.parameters(), *tr.D.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(good, now)) and all(torch.isfinite(p).all() for p in now)
+    assert not tr.G.training and not tr.D.training  # not left in train mode
+
+
+def test_ctrl_c_between_the_d_and_g_updates_saves_a_step_boundary(tmp_path):
+    """Ctrl-C between D's and G's updates left 2 steps in the history, D's Adam at 3, G's at 2."""
+    import os
+    import signal
+
+    from course_lib import gan
+
+    real_step, calls = gan.optimizer_step, []
+
+    def step_then_interrupt(loss, opt, **kwargs):
+        calls.append(kwargs.get("name"))
+        if len(calls) == 5:  # the D update of the third step
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(loss, opt, **kwargs)
+
+    tr = _small_gan(checkpoint=tmp_path / "gan.pt")
+    gan.optimizer_step = step_then_interrupt
+    try:
+        with pytest.raises(KeyboardInterrupt, match="stopped after step 3"):
+            tr.fit(torch.rand(64, 1, 4, 4), batch_size=16, steps=10)
+    finally:
+        gan.optimizer_step = real_step
+    state = torch.load(tmp_path / "gan.pt", weights_only=True)
+    adam_steps = {k: {int(s["step"]) for s in o["state"].values()} for k, o in state["optimizers"].items()}
+    assert state["step"] == 3 and len(state["history"]["step"]) == 3 and adam_steps == {"g": {3}, "d": {3}}
+
+
+def test_train_vae_refuses_images_off_the_convention():
+    from course_lib import vae as V
+
+    with pytest.raises(ValueError, match="divide by 255"):
+        V.train_vae(V.mlp_vae(z_dim=2, hidden=(8,)), torch.randint(0, 256, (32, 1, 28, 28), dtype=torch.uint8), steps=1)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        V.train_vae(V.mlp_vae(z_dim=2, hidden=(8,)), torch.rand(32, 1, 28, 28) * 255, steps=1, batch_size=16)

@@ -30,7 +30,7 @@ def test_shipped_classifier_reaches_98_percent_on_the_embedded_test_split(clf):
     assert acc >= 0.98, acc
     card = features.mnist_classifier_card()
     assert card["test_accuracy"] == pytest.approx(acc, abs=1e-4)  # the card reports what the file does
-    assert card["sha256"] == features._sha256(features.MNIST_CLASSIFIER_WEIGHTS)
+    assert card["sha256"] == features.sha256(features.MNIST_CLASSIFIER_WEIGHTS)
 
 
 def test_checksum_and_missing_files_give_clear_errors(tmp_path):

@@ -589,3 +589,18 @@ def test_metrics_take_images_plus_extractor():
     assert metrics.precision_recall(a, b, extractor=extractor) == metrics.precision_recall(fa, fb)
     assert metrics.inception_score(a, splits=2, classifier=extractor)[0] == pytest.approx(
         metrics.inception_score(fa.softmax(1), splits=2)[0], rel=1e-6)
+
+
+def test_generator_fid_is_fid_of_seeded_samples():
+    import torch
+
+    from course_lib import features, gan
+
+    torch.manual_seed(0)
+    G = gan.MLPGenerator(latent_dim=4, hidden=(8,)).eval()
+    clf = features.load_mnist_classifier()
+    ref = features.extract(clf, torch.rand(200, 1, 28, 28))
+    fake = G.sample(200, generator=torch.Generator().manual_seed(3))
+    expected = metrics.fid(features.extract(clf, fake), ref)
+    assert metrics.generator_fid(G, ref, clf, n=200, seed=3) == expected
+    assert metrics.generator_fid(G, ref, clf, n=200, seed=4) != expected  # the seed is used

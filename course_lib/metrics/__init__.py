@@ -32,6 +32,7 @@ from .frechet import (
     frechet_distance_eigvals,
     frechet_distance_sqrtm,
     gaussian_stats,
+    generator_fid,
     psd_factor,
     trace_sqrt_product,
 )
@@ -51,7 +52,7 @@ from .toy import ModeCoverage, mode_coverage
 __all__ = [
     "BaselineFD", "DensityCoverage", "DiscriminatorReport", "FIDInfinity", "ModeCoverage",
     "coverage_expectation", "density_coverage", "discriminator_metrics", "fid", "fid_infinity",
-    "fid_nuclear", "frechet_distance", "frechet_distance_eigvals", "frechet_distance_sqrtm",
+    "fid_nuclear", "frechet_distance", "generator_fid", "frechet_distance_eigvals", "frechet_distance_sqrtm",
     "gaussian_stats", "inception_score", "kid", "knn_radii", "memorisation_rate", "mmd2_unbiased",
     "mode_coverage", "nearest_distances", "polynomial_kernel", "precision_recall", "psd_factor",
     "trace_sqrt_product",

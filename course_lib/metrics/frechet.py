@@ -318,3 +318,20 @@ def fid_infinity(
                      for m in sizes])
     slope, intercept = np.polyfit(1.0 / sizes, fids, 1)
     return FIDInfinity(float(intercept), float(slope), sizes, fids)
+
+
+def generator_fid(
+    generator: Any, reference_features: ArrayLike, extractor: Any, n: int, seed: int = 1,
+    labels: Any = None,
+) -> float:
+    """FID of ``n`` samples of ``generator`` against ``reference_features`` (chapters 3, 4 and 9).
+
+    The samples are drawn with a generator seeded by ``seed``, so the number is repeatable;
+    ``extractor`` maps images to features (the course's MNIST classifier: classifier-FID).
+    ``generator.sample(n, labels, generator=...)`` is the course's sampling API (GANs, VAEs).
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    fake = generator.sample(n, labels, generator=gen) if labels is not None else generator.sample(n, generator=gen)
+    return fid(_features(fake, "samples", extractor, 500), reference_features)
