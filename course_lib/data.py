@@ -7,6 +7,7 @@ packages, so the course runs with no network:
   class), split once, stratified and seeded, into 4,000 train / 1,000 test.
 * 8x8 digits from scikit-learn, faces and photos from scikit-image.
 * The 2-D ring and grid mixtures of the PacGAN paper (Lin et al., 2018).
+* Augmentation: :func:`random_shift`, whole-pixel shifts of a batch (chapter 7).
 
 Full MNIST, FashionMNIST and CIFAR-10 come through ``torchvision`` when the
 user has the files (``root=``) or a network (``download=True``).
@@ -22,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 SPLITS = ("train", "test")
@@ -331,6 +333,30 @@ def load_dataset(name: str, split: str = "train", **kwargs) -> Dataset:
     raise ValueError(
         f"Unknown dataset {name!r}; choose one of {sorted([*loaders, 'digits', 'faces'])}."
     )
+
+
+# --- augmentation (chapter 7) ---------------------------------------------------------------
+
+
+def random_shift(x: torch.Tensor, max_shift: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Shift each image by a random whole number of pixels in [-max_shift, max_shift] per axis (zero fill).
+
+    Whole-pixel shifts keep every grey level exact (no interpolation blur), so
+    the Bernoulli likelihood of the shifted digit is as sharp as the original's.
+    Data augmentation for the small embedded MNIST (chapter 7).
+    """
+    if max_shift == 0:
+        return x
+    b, _, h, w = x.shape
+    m = max_shift
+    padded = F.pad(x, (m, m, m, m))  # (B, C, H + 2m, W + 2m)
+    dx = torch.randint(0, 2 * m + 1, (b,), generator=generator)
+    dy = torch.randint(0, 2 * m + 1, (b,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h)[None]).to(x.device)  # (B, H)
+    cols = (dx[:, None] + torch.arange(w)[None]).to(x.device)  # (B, W)
+    idx_b = torch.arange(b, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[idx_b, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+    return out.permute(0, 3, 1, 2).contiguous()
 
 
 # --- 2-D toy mixtures (chapters 1 and 5) --------------------------------------------------

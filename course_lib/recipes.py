@@ -20,9 +20,9 @@ from torch import nn
 from . import gan as GAN
 from . import vae as V
 from .config import make_config
-from .data import load_mnist
+from .data import load_mnist, random_shift
 from .train import Run, validate_budget
-from .utils import seed_everything
+from .utils import bf16_is_fast, seed_everything
 
 # =========================================================================================
 # GAN recipes (chapters 3-4) -- benchmarked by benchmarks/bench_gan.py
@@ -173,7 +173,7 @@ class VAEConfig:
     warmup: float = 0.03  # fraction of the budget spent ramping the learning rate up
     batch_size: int = 128
     max_shift: int = 1  # data augmentation: random whole-pixel shifts
-    bf16: str | bool = "auto"  # mixed precision where the hardware has bf16 units (V.bf16_is_fast)
+    bf16: str | bool = "auto"  # mixed precision where the hardware has bf16 units (bf16_is_fast)
 
 
 MNIST_VAE_CONFIG = VAEConfig()
@@ -255,9 +255,9 @@ def train_mnist_vae(
     def frac() -> float:
         return run.step / steps if steps is not None else run.elapsed / seconds
 
-    use_bf16 = V.bf16_is_fast(device or "cpu") if cfg.bf16 == "auto" else bool(cfg.bf16)
+    use_bf16 = bf16_is_fast(device or "cpu") if cfg.bf16 == "auto" else bool(cfg.bf16)
     step = V.make_vae_step(
-        vae, opt, augment=lambda b: V.random_shift(b, cfg.max_shift, gen),
+        vae, opt, augment=lambda b: random_shift(b, cfg.max_shift, gen),
         lr_at=lambda t: _cosine_lr(frac(), cfg.lr, cfg.warmup),
         autocast=torch.bfloat16 if use_bf16 else None, step_index=lambda: run.step,
     )

@@ -133,6 +133,23 @@ def get_device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def bf16_is_fast(device: torch.device | str = "cpu") -> bool:
+    """Whether bfloat16 mixed precision is likely to speed training up on ``device``.
+
+    On CUDA: the GPU supports bf16. On CPU: oneDNN reports native bf16 support
+    (e.g. AVX512-BF16 or AMX); without it bf16 is emulated and slower.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # private op: absent in some builds
+        return False
+
+
 def _in_notebook() -> bool:
     try:
         from IPython import get_ipython

@@ -14,15 +14,16 @@ The model follows Kingma & Welling (2014), *Auto-Encoding Variational Bayes*:
   shared log-variance.
 
 Log-densities and the Gaussian KL come from :mod:`course_lib.distributions`;
-the training loop is :func:`course_lib.train.fit`. Every per-image quantity is
+the training loop is :func:`course_lib.train.fit`. Chapter 6's exact
+linear-Gaussian model is in :mod:`course_lib.linear_gaussian`, its two gradient
+estimators in :mod:`course_lib.estimators`. Every per-image quantity is
 a *sum* over pixels and latent dimensions, in nats (never a mean over pixels:
 dividing the reconstruction term by 784 and not the KL is a classic bug).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -51,12 +52,10 @@ from .vae_nets import (  # noqa: F401 (re-exported: course_lib.vae is the public
 )
 from .vae_train import (  # noqa: F401 (re-exported)
     active_units,
-    bf16_is_fast,
     evaluate,
     iwae_nll,
     kl_warmup,
     make_vae_step,
-    random_shift,
     train_vae,
 )
 from .validate import check_unit_range
@@ -80,7 +79,7 @@ class VAE(nn.Module):
       or Gaussian means (``likelihood="gaussian"``, log-variance ``decoder_logvar``);
     * ``elbo(x)``, ``iwae_bound(x, k)``, ``sample(n)``, ``reconstruct(x)``.
 
-    With ``num_classes > 0`` it is a conditional VAE (Sohn et al., 2015): the
+    With ``n_classes > 0`` it is a conditional VAE (Sohn et al., 2015): the
     encoder and decoder also see the one-hot label ``y``, and ``sample(n, y)``
     draws digits of the requested classes.
     """
@@ -91,7 +90,7 @@ class VAE(nn.Module):
         decoder: nn.Module,
         likelihood: str = "bernoulli",
         decoder_logvar: float | None = None,
-        num_classes: int = 0,
+        n_classes: int = 0,
     ):
         super().__init__()
         if likelihood not in ("bernoulli", "gaussian"):
@@ -99,25 +98,25 @@ class VAE(nn.Module):
         if likelihood == "bernoulli" and decoder_logvar is not None:
             raise ValueError("decoder_logvar is only for likelihood='gaussian'.")
         self.encoder, self.decoder = encoder, decoder
-        self.likelihood, self.num_classes = likelihood, num_classes
+        self.likelihood, self.n_classes = likelihood, n_classes
         self.z_dim = encoder.z_dim
         if likelihood == "gaussian":  # log sigma^2 of p(x | z), learned, shared by all pixels
             self.decoder_logvar = nn.Parameter(torch.tensor(0.0 if decoder_logvar is None else float(decoder_logvar)))
 
     # -- conditioning -----------------------------------------------------------------------
     def _cond(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        if self.num_classes == 0:
+        if self.n_classes == 0:
             if y is not None:
-                raise ValueError("this VAE is not conditional (num_classes=0): do not pass y.")
+                raise ValueError("this VAE is not conditional (n_classes=0): do not pass y.")
             return None
         if y is None:
-            raise ValueError(f"this conditional VAE needs labels y (ints in 0..{self.num_classes - 1}).")
+            raise ValueError(f"this conditional VAE needs labels y (ints in 0..{self.n_classes - 1}).")
         y = torch.as_tensor(y, device=self._device())
         if y.ndim == 0:
             y = y.expand(n)
-        if y.shape != (n,) or y.min() < 0 or y.max() >= self.num_classes:
-            raise ValueError(f"y must hold {n} ints in 0..{self.num_classes - 1}, got {tuple(y.shape)}")
-        return F.one_hot(y.long(), self.num_classes).float()  # (B, num_classes)
+        if y.shape != (n,) or y.min() < 0 or y.max() >= self.n_classes:
+            raise ValueError(f"y must hold {n} ints in 0..{self.n_classes - 1}, got {tuple(y.shape)}")
+        return F.one_hot(y.long(), self.n_classes).float()  # (B, n_classes)
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device
@@ -282,7 +281,7 @@ class VAE(nn.Module):
         return self.decode_mean(mu, y)
 
 
-def mlp_vae(z_dim: int = 20, hidden: Sequence[int] = (400,), shape: Shape = (1, 28, 28), num_classes: int = 0,
+def mlp_vae(z_dim: int = 20, hidden: Sequence[int] = (400,), shape: Shape = (1, 28, 28), n_classes: int = 0,
             act: Act = nn.ReLU, residual: bool = False) -> VAE:
     """An MLP VAE, by default the 784-400-20 ReLU model of ``pytorch/examples`` (chapter 7).
 
@@ -290,137 +289,17 @@ def mlp_vae(z_dim: int = 20, hidden: Sequence[int] = (400,), shape: Shape = (1, 
     batches of 100 (``hidden=(500,), act=nn.Tanh`` builds their network).
     """
     return VAE(
-        MLPEncoder(shape, z_dim, hidden, num_classes, act, residual),
-        MLPDecoder(shape, z_dim, tuple(reversed(hidden)), num_classes, act, residual),
-        num_classes=num_classes,
+        MLPEncoder(shape, z_dim, hidden, n_classes, act, residual),
+        MLPDecoder(shape, z_dim, tuple(reversed(hidden)), n_classes, act, residual),
+        n_classes=n_classes,
     )
 
 
 def conv_vae(z_dim: int = 20, channels: tuple[int, int] = (32, 64), hidden: int = 256, n_res: int = 0,
-             shape: Shape = (1, 28, 28), num_classes: int = 0, act: Act = nn.ReLU) -> VAE:
+             shape: Shape = (1, 28, 28), n_classes: int = 0, act: Act = nn.ReLU) -> VAE:
     """A small convolutional VAE (chapter 7): :class:`ConvEncoder` + :class:`ConvDecoder`."""
     return VAE(
-        ConvEncoder(shape, z_dim, channels, hidden, n_res, num_classes, act),
-        ConvDecoder(shape, z_dim, channels, hidden, n_res, num_classes, act),
-        num_classes=num_classes,
+        ConvEncoder(shape, z_dim, channels, hidden, n_res, n_classes, act),
+        ConvDecoder(shape, z_dim, channels, hidden, n_res, n_classes, act),
+        n_classes=n_classes,
     )
-
-
-# --- a model whose evidence and posterior are known exactly (chapter 6) -------------------
-
-
-def linear_gaussian_log_evidence(
-    x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, logvar_x: float
-) -> torch.Tensor:
-    r"""Exact :math:`\log p(x)` of the linear-Gaussian model, per example ``(B,)`` (chapter 6).
-
-    Model: :math:`z \sim \mathcal N(0, I_d)`, :math:`x \mid z \sim \mathcal N(Wz + b, \sigma^2 I_D)`
-    with ``W (D, d)``, ``b (D,)``, :math:`\sigma^2 = e^{\text{logvar\_x}}`. Marginal:
-    :math:`x \sim \mathcal N(b, WW^\top + \sigma^2 I)` (probabilistic PCA, Tipping & Bishop, 1999).
-    """
-    cov = W @ W.T + math.exp(logvar_x) * torch.eye(W.shape[0], dtype=W.dtype)  # (D, D)
-    return torch.distributions.MultivariateNormal(b, covariance_matrix=cov).log_prob(x)
-
-
-def linear_gaussian_posterior(
-    x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, logvar_x: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Exact posterior :math:`p(z \mid x) = \mathcal N(m(x), S)` of the linear-Gaussian model (chapter 6).
-
-    .. math:: S = (I + W^\top W / \sigma^2)^{-1}, \qquad m(x) = S\, W^\top (x - b) / \sigma^2
-
-    Returns ``m (B, d)`` and ``S (d, d)`` (the same for every x).
-    """
-    var = math.exp(logvar_x)
-    d = W.shape[1]
-    S = torch.linalg.inv(torch.eye(d, dtype=W.dtype) + W.T @ W / var)  # (d, d)
-    m = (x - b) @ W @ S.T / var  # (B, d)
-    return m, S
-
-
-class AffineEncoder(nn.Module):
-    """``q(z | x) = N(A x + c, diag(exp(logvar)))`` with a logvar shared by all x: ``(B, D) -> (B, d) x 2``.
-
-    Rich enough to hold the exact posterior of a linear-Gaussian model whose
-    ``W`` has orthogonal columns (then the posterior covariance is diagonal).
-    """
-
-    def __init__(self, x_dim: int, z_dim: int):
-        super().__init__()
-        self.z_dim = z_dim
-        self.linear = nn.Linear(x_dim, z_dim)
-        self.logvar = nn.Parameter(torch.zeros(z_dim))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu = self.linear(x)  # (B, d)
-        return mu, self.logvar.expand_as(mu)
-
-
-def linear_gaussian_vae(W: torch.Tensor, b: torch.Tensor, logvar_x: float) -> VAE:
-    """A :class:`VAE` whose decoder is the linear-Gaussian model ``(W, b, logvar_x)``; the encoder is an
-    :class:`AffineEncoder` (set its weights to the exact posterior with :func:`set_exact_posterior`)."""
-    D, d = W.shape
-    decoder = nn.Linear(d, D)
-    with torch.no_grad():
-        decoder.weight.copy_(W)
-        decoder.bias.copy_(b)
-    return VAE(AffineEncoder(D, d), decoder, likelihood="gaussian", decoder_logvar=logvar_x).to(W.dtype)
-
-
-@torch.no_grad()
-def set_exact_posterior(vae: VAE) -> None:
-    """Make the :class:`AffineEncoder` of a :func:`linear_gaussian_vae` equal the exact posterior.
-
-    Only possible when the posterior covariance is diagonal (``W`` with orthogonal
-    columns); otherwise raises ``ValueError``, since a diagonal q cannot match it.
-    """
-    W, b = vae.decoder.weight, vae.decoder.bias
-    var = float(vae.decoder_logvar.exp())
-    S = torch.linalg.inv(torch.eye(W.shape[1], dtype=W.dtype) + W.T @ W / var)
-    if not torch.allclose(S, torch.diag(torch.diagonal(S)), atol=1e-6):
-        raise ValueError("the exact posterior is not diagonal (W's columns are not orthogonal).")
-    A = S @ W.T / var  # (d, D): m(x) = A (x - b)
-    vae.encoder.linear.weight.copy_(A)
-    vae.encoder.linear.bias.copy_(-A @ b)
-    vae.encoder.logvar.copy_(torch.log(torch.diagonal(S)))
-
-
-# --- two gradient estimators (chapter 6) --------------------------------------------------
-
-
-def reparam_grads(
-    f: Callable[[torch.Tensor], torch.Tensor], mu: torch.Tensor, logvar: torch.Tensor, n: int,
-    generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""``n`` single-sample reparameterised estimates of :math:`\nabla_{\mu,\log\sigma^2}\,\mathbb E_{q}[f(z)]` (chapter 6).
-
-    With :math:`z = \mu + \sigma\varepsilon`: :math:`\nabla_\mu = f'(z)`,
-    :math:`\nabla_{\log\sigma^2} = f'(z)\,\tfrac12\sigma\varepsilon` (Kingma & Welling, 2014).
-    ``f`` maps ``(n, d) -> (n,)``; ``mu``, ``logvar`` are ``(d,)``. Returns two ``(n, d)`` tensors.
-    """
-    mu_ = mu.detach().expand(n, -1).clone().requires_grad_(True)  # (n, d)
-    lv_ = logvar.detach().expand(n, -1).clone().requires_grad_(True)
-    z = sample_normal_diag(mu_, lv_, generator)  # (n, d)
-    g_mu, g_lv = torch.autograd.grad(f(z).sum(), (mu_, lv_))
-    return g_mu, g_lv
-
-
-def score_function_grads(
-    f: Callable[[torch.Tensor], torch.Tensor], mu: torch.Tensor, logvar: torch.Tensor, n: int,
-    generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""``n`` single-sample score-function (REINFORCE) estimates of the same gradient (chapter 6).
-
-    .. math:: \nabla \mathbb E_q[f(z)] = \mathbb E_q\big[f(z)\,\nabla \log q(z)\big]
-
-    (Williams, 1992). Needs only values of ``f``, not its derivative, and is
-    unbiased too, but its variance is usually far larger. No baseline is used.
-    """
-    mu_ = mu.detach().expand(n, -1).clone().requires_grad_(True)  # (n, d)
-    lv_ = logvar.detach().expand(n, -1).clone().requires_grad_(True)
-    with torch.no_grad():
-        z = sample_normal_diag(mu_, lv_, generator)  # no gradient through z
-        fz = f(z)  # (n,)
-    log_q = log_normal_diag(z, mu_, lv_, dim=1)  # (n,)
-    g_mu, g_lv = torch.autograd.grad(log_q.sum(), (mu_, lv_))  # per-sample scores
-    return fz[:, None] * g_mu, fz[:, None] * g_lv

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 
 from .distributions import bernoulli_entropy, gaussian_kl
-from .train import History, fit
+from .train import History, Run
 from .vae import VAE
 
 Posterior = tuple[torch.Tensor, torch.Tensor]  # (mu, logvar), each (B, z_dim)
@@ -131,18 +131,21 @@ def deterministic_elbo(vae: VAE, x: torch.Tensor, y: torch.Tensor | None = None)
     :math:`\sigma` reaches it only through the KL, whose optimum is :math:`\sigma = 1`.
     """
     mu, logvar = vae.encode(x, y)  # (B, z_dim) each
-    c = y if vae.num_classes else None
+    c = y if vae.n_classes else None
     return vae.log_likelihood(x, vae.decode(mu, c, x)) - gaussian_kl(mu, logvar, dim=1)
 
 
 def train_no_sampling(
-    vae: VAE, x: torch.Tensor, *, lr: float = 1e-3, batch_size: int = 128, seed: int = 0, **budget
+    vae: VAE, x: torch.Tensor, *, lr: float = 1e-3, batch_size: int = 128, seed: int = 0,
+    shipped: str | None = None, **budget
 ) -> History:
-    """Train ``vae`` with Adam on ``-deterministic_elbo`` (the seed error of chapter 7) using :func:`fit`.
+    """Train ``vae`` with Adam on ``-deterministic_elbo`` (the seed error of chapter 7) on a
+    :class:`course_lib.train.Run`.
 
     The same loop as :func:`course_lib.vae.train_vae` with one line changed: no sample.
     ``budget``: ``steps=``, ``epochs=`` or ``seconds=`` (and ``desc=``...). Logs ``loss``
-    (minus the deterministic objective) and ``kl``.
+    (minus the deterministic objective) and ``kl``. ``shipped`` names shipped weights
+    (:mod:`course_lib.pretrained`), loaded instead of training when they match.
     """
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
 
@@ -155,10 +158,15 @@ def train_no_sampling(
         opt.step()
         return {"loss": loss.item(), "kl": kl.mean().item()}
 
+    run = Run({"model": vae}, {"opt": opt}, config={"lr": lr, "batch_size": batch_size, "objective": "no sampling"},
+              seed=seed, shipped=shipped)
+    run.resume()
     vae.train()
-    hist = fit(step, (x,), batch_size, seed=seed, device=vae._device(), **budget)
-    vae.eval()
-    return hist
+    try:
+        run.fit(step, (x,), batch_size, device=vae._device(), **budget)
+    finally:
+        vae.eval()
+    return run.history
 
 
 # --- inference gaps (chapter 7; Cremer et al., 2018) -----------------------------------------

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 
 from .distributions import gaussian_kl
 from .train import History, Run, optimizer_step
@@ -53,7 +52,7 @@ def make_vae_step(
     ``beta`` may be a number or a schedule ``beta(step)`` such as
     ``lambda t: kl_warmup(t, 2000)``. ``clip`` clips the global gradient norm
     (its value before clipping is logged as ``grad_norm``). ``augment`` maps a
-    batch of images to a transformed batch (e.g. :func:`random_shift`).
+    batch of images to a transformed batch (e.g. :func:`course_lib.data.random_shift`).
     ``lr_at(step)`` sets the learning rate of every parameter group.
     ``free_bits`` is passed to :meth:`VAE.loss`. ``autocast=torch.bfloat16`` runs the
     forward pass in mixed precision (faster on CPUs and GPUs with bf16 units; the
@@ -68,7 +67,7 @@ def make_vae_step(
 
     def step(batch):
         x = batch[0]
-        y = batch[1] if vae.num_classes and len(batch) > 1 else None
+        y = batch[1] if vae.n_classes and len(batch) > 1 else None
         if augment is not None:
             x = augment(x)
         t = step_index() if step_index is not None else counter["t"]
@@ -122,7 +121,7 @@ def train_vae(
 
     Budgets (``epochs``, ``steps``, ``seconds``) are for the run. ``optimizer(params, lr=lr)``
     builds the optimiser (default :class:`torch.optim.Adam`); ``augment`` transforms each batch
-    of images (e.g. :func:`random_shift`, or ``torch.bernoulli`` for dynamic binarisation).
+    of images (e.g. :func:`course_lib.data.random_shift`, or ``torch.bernoulli`` for dynamic binarisation).
     ``checkpoint``: load the checkpoint if present, else train (chapters 7-8). A run found
     there continues exactly to the budget, a finished one is loaded without training; the
     file records the settings (``lr``, ``batch_size``, ``clip``, ``free_bits``, a numeric
@@ -148,23 +147,6 @@ def train_vae(
     finally:
         vae.eval()
     return run.history
-
-
-def bf16_is_fast(device: torch.device | str = "cpu") -> bool:
-    """Whether bfloat16 mixed precision is likely to speed training up on ``device``.
-
-    On CUDA: the GPU supports bf16. On CPU: oneDNN reports native bf16 support
-    (e.g. AVX512-BF16 or AMX); without it bf16 is emulated and slower.
-    """
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # private op: absent in some builds
-        return False
 
 
 @torch.no_grad()
@@ -221,24 +203,3 @@ def active_units(vae: VAE, x: torch.Tensor, threshold: float = 0.01, batch_size:
     """
     mus = torch.cat([vae.encode(x[s : s + batch_size].to(vae._device()))[0] for s in range(0, len(x), batch_size)])
     return int((mus.var(0) > threshold).sum())
-
-
-def random_shift(x: torch.Tensor, max_shift: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Shift each image by a random whole number of pixels in [-max_shift, max_shift] per axis (zero fill).
-
-    Whole-pixel shifts keep every grey level exact (no interpolation blur), so
-    the Bernoulli likelihood of the shifted digit is as sharp as the original's.
-    Data augmentation for the small embedded MNIST (chapter 7).
-    """
-    if max_shift == 0:
-        return x
-    b, _, h, w = x.shape
-    m = max_shift
-    padded = F.pad(x, (m, m, m, m))  # (B, C, H + 2m, W + 2m)
-    dx = torch.randint(0, 2 * m + 1, (b,), generator=generator)
-    dy = torch.randint(0, 2 * m + 1, (b,), generator=generator)
-    rows = (dy[:, None] + torch.arange(h)[None]).to(x.device)  # (B, H)
-    cols = (dx[:, None] + torch.arange(w)[None]).to(x.device)  # (B, W)
-    idx_b = torch.arange(b, device=x.device)[:, None, None]
-    out = padded.permute(0, 2, 3, 1)[idx_b, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
-    return out.permute(0, 3, 1, 2).contiguous()

@@ -32,8 +32,9 @@
 # * see what the Bernoulli and Gaussian likelihoods really compute on grey MNIST pixels.
 #
 # Every formula used here lives once in `course_lib`: `course_lib.distributions` (log-densities,
-# `gaussian_kl`, `sample_normal_diag`, `log_mean_exp`) and `course_lib.vae` (the `VAE` class,
-# its `elbo` and `iwae_bound`).
+# `gaussian_kl`, `sample_normal_diag`, `log_mean_exp`), `course_lib.vae` (the `VAE` class,
+# its `elbo` and `iwae_bound`), `course_lib.linear_gaussian` (the exact evidence and posterior
+# of the linear-Gaussian model) and `course_lib.estimators` (the two gradient estimators).
 
 # %%
 import math
@@ -49,6 +50,13 @@ from course_lib.distributions import (
     gaussian_kl,
     log_bernoulli,
     log_normal_diag,
+)
+from course_lib.estimators import reparam_grads, score_function_grads
+from course_lib.linear_gaussian import (
+    linear_gaussian_log_evidence,
+    linear_gaussian_posterior,
+    linear_gaussian_vae,
+    set_exact_posterior,
 )
 
 torch.set_default_dtype(
@@ -101,10 +109,10 @@ N_MC = utils.fast_or_full(20_000, 200_000)  # Monte Carlo samples per check
 #    p(z \mid x) = \mathcal N\big(S W^\top (x-b)/\sigma^2,\; S\big),\quad
 #    S = (I + W^\top W/\sigma^2)^{-1}. $$
 #
-# `course_lib.vae.linear_gaussian_vae` builds this model as a `VAE` (linear decoder, Gaussian
-# likelihood, affine encoder), so the checks below run the *same* `elbo` and `iwae_bound` code
-# that trains the MNIST models of chapter 7. First, Bayes' rule: the closed-form posterior must
-# equal joint / evidence at any $z$.
+# `course_lib.linear_gaussian.linear_gaussian_vae` builds this model as a `VAE` (linear
+# decoder, Gaussian likelihood, affine encoder), so the checks below run the *same* `elbo` and
+# `iwae_bound` code that trains the MNIST models of chapter 7. First, Bayes' rule: the
+# closed-form posterior must equal joint / evidence at any $z$.
 
 # %%
 D, d, logvar_x = 5, 2, math.log(0.3)
@@ -117,8 +125,8 @@ x = (
     z_true @ W.T + b + math.exp(0.5 * logvar_x) * torch.randn(1, D, generator=g)
 )  # one draw from the model, (1, 5)
 
-log_px = V.linear_gaussian_log_evidence(x, W, b, logvar_x)  # (1,)
-m, S = V.linear_gaussian_posterior(x, W, b, logvar_x)  # (1, 2), (2, 2)
+log_px = linear_gaussian_log_evidence(x, W, b, logvar_x)  # (1,)
+m, S = linear_gaussian_posterior(x, W, b, logvar_x)  # (1, 2), (2, 2)
 z = torch.randn(7, d, generator=g)
 log_joint = log_normal_diag(x, z @ W.T + b, torch.tensor(logvar_x), dim=1) + Normal(
     0.0, 1.0
@@ -139,8 +147,8 @@ print(
 # 2. $\mathcal L = \log p(x) - \mathrm{KL}(q\,\|\,p(z\mid x))$, with the KL from `torch.distributions`.
 
 # %%
-vae = V.linear_gaussian_vae(W, b, logvar_x)
-V.set_exact_posterior(vae)  # the encoder now IS the posterior
+vae = linear_gaussian_vae(W, b, logvar_x)
+set_exact_posterior(vae)  # the encoder now IS the posterior
 exact_enc = {k: v.clone() for k, v in vae.encoder.state_dict().items()}
 
 
@@ -336,8 +344,8 @@ check_kl_standard_normal(kl_standard_normal)
 #   $\nabla_\phi \mathbb E_q[f] = \mathbb E_\varepsilon[\nabla_\phi f(\mu + \sigma\odot\varepsilon)]$,
 #   which uses the derivative of $f$.
 #
-# `course_lib.vae.reparam_grads` and `score_function_grads` return $n$ single-sample estimates
-# of both gradients (with respect to $\mu$ and $\log\sigma^2$). First, both must be unbiased:
+# `course_lib.estimators.reparam_grads` and `score_function_grads` return $n$ single-sample
+# estimates of both gradients (with respect to $\mu$ and $\log\sigma^2$). First, both must be unbiased:
 # for $f(z) = \sum z_j^2$, $\mathbb E_q f = \sum(\mu_j^2 + \sigma_j^2)$, so
 # $\nabla_\mu = 2\mu$ and $\nabla_{\log\sigma^2} = \sigma^2$.
 
@@ -352,8 +360,8 @@ def quadratic(z):
 exact = torch.cat([2 * mu0, lv0.exp()])
 rows = {}
 for name, est in [
-    ("reparameterised", V.reparam_grads),
-    ("score function", V.score_function_grads),
+    ("reparameterised", reparam_grads),
+    ("score function", score_function_grads),
 ]:
     gm, gl = est(quadratic, mu0, lv0, N_MC, generator=g)
     gr = torch.cat([gm, gl], 1)  # (N_MC, 4): d/dmu, d/dlogvar
@@ -390,9 +398,9 @@ with torch.no_grad():
     baseline = log_lik(
         V.sample_normal_diag(mu_z.expand(500, 8), lv_z.expand(500, 8), g)
     ).mean()
-r_mu, _ = V.reparam_grads(log_lik, mu_z, lv_z, n_var, generator=g)
-s_mu, _ = V.score_function_grads(log_lik, mu_z, lv_z, n_var, generator=g)
-b_mu, _ = V.score_function_grads(
+r_mu, _ = reparam_grads(log_lik, mu_z, lv_z, n_var, generator=g)
+s_mu, _ = score_function_grads(log_lik, mu_z, lv_z, n_var, generator=g)
+b_mu, _ = score_function_grads(
     lambda z: log_lik(z) - baseline, mu_z, lv_z, n_var, generator=g
 )
 print(

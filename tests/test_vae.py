@@ -1,5 +1,6 @@
-"""Tests of course_lib.vae: the ELBO and IWAE bounds against a model with a known evidence,
-the ELBO against torch.distributions, the sampling path, shapes, errors and a short training run.
+"""Tests of course_lib.vae: the ELBO and IWAE bounds against a model with a known evidence
+(course_lib.linear_gaussian), the ELBO against torch.distributions, the sampling path, the gradient
+estimators (course_lib.estimators), shapes, errors and a short training run.
 
 The Gaussian KL itself is tested in tests/test_distributions.py.
 """
@@ -10,7 +11,11 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, MultivariateNormal, Normal, kl_divergence
 
+from course_lib import estimators as E
+from course_lib import linear_gaussian as LG
 from course_lib import vae as V
+from course_lib.data import random_shift
+from course_lib.utils import bf16_is_fast
 
 DT = torch.float64
 
@@ -34,8 +39,8 @@ def _linear_model(g, D=5, d=2, orthogonal=False):
 def test_linear_gaussian_posterior_is_bayes_rule(g):
     W, b, lv = _linear_model(g)
     x = torch.randn(4, 5, generator=g, dtype=DT)
-    m, S = V.linear_gaussian_posterior(x, W, b, lv)
-    log_px = V.linear_gaussian_log_evidence(x, W, b, lv)
+    m, S = LG.linear_gaussian_posterior(x, W, b, lv)
+    log_px = LG.linear_gaussian_log_evidence(x, W, b, lv)
     z = torch.randn(4, 2, generator=g, dtype=DT)
     # log p(z | x) = log p(x | z) + log p(z) - log p(x), at arbitrary z
     log_joint = Normal(z @ W.T + b, math.exp(0.5 * lv)).log_prob(x).sum(1) + Normal(0.0, 1.0).log_prob(z).sum(1)
@@ -45,7 +50,7 @@ def test_linear_gaussian_posterior_is_bayes_rule(g):
 def test_elbo_identity_log_px_equals_elbo_plus_kl_to_posterior(g):
     """log p(x) = ELBO(q) + KL(q || p(z|x)) for an arbitrary (wrong) q, checked by Monte Carlo."""
     W, b, lv = _linear_model(g)
-    vae = V.linear_gaussian_vae(W, b, lv)
+    vae = LG.linear_gaussian_vae(W, b, lv)
     with torch.no_grad():  # a deliberately poor encoder
         vae.encoder.linear.weight.normal_(generator=g)
         vae.encoder.logvar.copy_(torch.tensor([0.5, -1.0], dtype=DT))
@@ -55,8 +60,8 @@ def test_elbo_identity_log_px_equals_elbo_plus_kl_to_posterior(g):
         terms = vae.elbo(x.repeat(n, 1), generator=g)  # one-sample ELBOs, (n * 3,)
     est = terms.elbo.view(n, 3)
     mean, se = est.mean(0), est.std(0) / math.sqrt(n)
-    log_px = V.linear_gaussian_log_evidence(x, W, b, lv)
-    m, S = V.linear_gaussian_posterior(x, W, b, lv)
+    log_px = LG.linear_gaussian_log_evidence(x, W, b, lv)
+    m, S = LG.linear_gaussian_posterior(x, W, b, lv)
     mu_q, lv_q = vae.encode(x)
     q = MultivariateNormal(mu_q.detach(), torch.diag_embed(lv_q.detach().exp()))
     kl_post = kl_divergence(q, MultivariateNormal(m, S))
@@ -67,29 +72,29 @@ def test_elbo_identity_log_px_equals_elbo_plus_kl_to_posterior(g):
 
 def test_elbo_is_tight_and_zero_variance_at_the_exact_posterior(g):
     W, b, lv = _linear_model(g, orthogonal=True)
-    vae = V.linear_gaussian_vae(W, b, lv)
-    V.set_exact_posterior(vae)
+    vae = LG.linear_gaussian_vae(W, b, lv)
+    LG.set_exact_posterior(vae)
     x = torch.randn(3, 5, generator=g, dtype=DT)
     with torch.no_grad():
         lw = vae.log_weights(x, 500, generator=g)  # (500, 3): log p(x, z) - log q(z | x)
-    log_px = V.linear_gaussian_log_evidence(x, W, b, lv)
+    log_px = LG.linear_gaussian_log_evidence(x, W, b, lv)
     # with q = p(z | x) every importance weight equals p(x) exactly
     assert torch.allclose(lw, log_px.expand_as(lw), atol=1e-9)
     with torch.no_grad():
         elbo = vae.elbo(x.repeat(20_000, 1), generator=g).elbo.view(20_000, 3).mean(0)
     assert torch.allclose(elbo, log_px, atol=0.02)
     with pytest.raises(ValueError, match="not diagonal"):
-        V.set_exact_posterior(V.linear_gaussian_vae(*_linear_model(g)))
+        LG.set_exact_posterior(LG.linear_gaussian_vae(*_linear_model(g)))
 
 
 def test_iwae_bound_increases_with_k_towards_log_px(g):
     W, b, lv = _linear_model(g)
-    vae = V.linear_gaussian_vae(W, b, lv)
+    vae = LG.linear_gaussian_vae(W, b, lv)
     with torch.no_grad():  # a poor q: shifted mean, too narrow
         vae.encoder.linear.weight.normal_(std=0.3, generator=g)
         vae.encoder.logvar.fill_(-1.5)
     x = torch.randn(2, 5, generator=g, dtype=DT)
-    log_px = V.linear_gaussian_log_evidence(x, W, b, lv)
+    log_px = LG.linear_gaussian_log_evidence(x, W, b, lv)
     reps = 2000
     bounds, ses = [], []
     with torch.no_grad():
@@ -180,13 +185,13 @@ def test_reparam_and_score_function_gradients_agree_and_differ_in_variance(g):
 
     exact_mu, exact_lv = 2 * mu, logvar.exp()
     n = 200_000
-    for est in (V.reparam_grads, V.score_function_grads):
+    for est in (E.reparam_grads, E.score_function_grads):
         g_mu, g_lv = est(f, mu, logvar, n, generator=g)
         se_mu, se_lv = g_mu.std(0) / math.sqrt(n), g_lv.std(0) / math.sqrt(n)
         assert (g_mu.mean(0) - exact_mu).abs().le(4 * se_mu + 1e-4).all(), est.__name__
         assert (g_lv.mean(0) - exact_lv).abs().le(4 * se_lv + 1e-4).all(), est.__name__
-    r_mu, _ = V.reparam_grads(f, mu, logvar, 10_000, generator=g)
-    s_mu, _ = V.score_function_grads(f, mu, logvar, 10_000, generator=g)
+    r_mu, _ = E.reparam_grads(f, mu, logvar, 10_000, generator=g)
+    s_mu, _ = E.score_function_grads(f, mu, logvar, 10_000, generator=g)
     assert (s_mu.var(0) > 3 * r_mu.var(0)).all()
 
 
@@ -206,7 +211,7 @@ def test_conv_vae_shapes(shape, g):
 
 
 def test_conditional_vae_and_errors(g):
-    cvae = V.mlp_vae(z_dim=2, hidden=(8,), num_classes=10)
+    cvae = V.mlp_vae(z_dim=2, hidden=(8,), n_classes=10)
     x, y = torch.rand(5, 1, 28, 28, generator=g), torch.arange(5)
     assert cvae.elbo(x, y).elbo.shape == (5,)
     assert cvae.sample(4, y=7).shape == (4, 1, 28, 28)
@@ -243,7 +248,7 @@ def test_kl_warmup():
 def test_random_shift_moves_whole_pixels(g):
     x = torch.zeros(50, 1, 10, 10)
     x[:, 0, 4:6, 4:6] = torch.rand(50, 2, 2, generator=g)
-    out = V.random_shift(x, 2, generator=g)
+    out = random_shift(x, 2, generator=g)
     assert out.shape == x.shape
     for i in range(50):  # each output is the input shifted by some (dy, dx) in [-2, 2]^2
         ok = any(
@@ -252,7 +257,7 @@ def test_random_shift_moves_whole_pixels(g):
         )
         assert ok
     assert not torch.equal(out, x)
-    assert torch.equal(V.random_shift(x, 0), x)
+    assert torch.equal(random_shift(x, 0), x)
 
 
 # --- training and evaluation -------------------------------------------------------
@@ -355,4 +360,4 @@ def test_bf16_step_runs_and_keeps_float32_weights(g):
     logs = step((torch.rand(8, 1, 28, 28, generator=g),))
     assert all(math.isfinite(v) for v in logs.values())
     assert all(p.dtype == torch.float32 for p in vae.parameters())
-    assert isinstance(V.bf16_is_fast("cpu"), bool) and V.bf16_is_fast("meta") is False
+    assert isinstance(bf16_is_fast("cpu"), bool) and bf16_is_fast("meta") is False

@@ -8,6 +8,7 @@ import torch
 from torch.distributions import MultivariateNormal, kl_divergence
 
 from course_lib import data
+from course_lib import linear_gaussian as LG
 from course_lib import vae as V
 from course_lib import vae_analysis as A
 
@@ -21,8 +22,8 @@ def model():
     W = torch.linalg.qr(torch.randn(6, 3, generator=g, dtype=DT)).Q * torch.tensor([3.0, 2.0, 1.0], dtype=DT)
     b = torch.randn(6, generator=g, dtype=DT)
     lv = math.log(0.2)
-    vae = V.linear_gaussian_vae(W, b, lv)
-    V.set_exact_posterior(vae)
+    vae = LG.linear_gaussian_vae(W, b, lv)
+    LG.set_exact_posterior(vae)
     x = torch.randn(40, 3, generator=g, dtype=DT) @ W.T + b + math.exp(0.5 * lv) * torch.randn(40, 6, generator=g, dtype=DT)
     return vae, x, W, b, lv
 
@@ -37,7 +38,7 @@ def _shift_encoder(vae, delta=1.5):
 
 def test_beta_objectives_order_against_the_exact_evidence(model):
     vae, x, W, b, lv = model
-    log_px = float(V.linear_gaussian_log_evidence(x, W, b, lv).mean())
+    log_px = float(LG.linear_gaussian_log_evidence(x, W, b, lv).mean())
     obj = A.beta_objectives(vae, x, [0.25, 1.0, 4.0], k=50, n_samples=200)
     assert abs(obj[1.0] - log_px) < 0.05  # q is the exact posterior: the ELBO is log p(x)
     assert abs(obj["iwae"] - log_px) < 1e-6  # ... and every importance weight is p(x)
@@ -87,8 +88,8 @@ def test_floor_excess_comparison_fails_for_a_decoder_that_ignores_z():
 
 def test_deterministic_elbo_exceeds_the_exact_evidence(model):
     vae, x, W, b, lv = model
-    S = V.linear_gaussian_posterior(x, W, b, lv)[1]
-    log_px = V.linear_gaussian_log_evidence(x, W, b, lv)
+    S = LG.linear_gaussian_posterior(x, W, b, lv)[1]
+    log_px = LG.linear_gaussian_log_evidence(x, W, b, lv)
     det = A.deterministic_elbo(vae, x)
     # at the exact posterior the ELBO is log p(x); decoding the mean skips the E_q of the error term
     assert torch.allclose(det, log_px + torch.trace(W @ S @ W.T) / (2 * math.exp(lv)), atol=1e-8)
@@ -122,12 +123,12 @@ def test_train_no_sampling_drives_sigma_to_one():
 def test_inference_gaps_recover_the_exact_kl(model):
     vae, x, W, b, lv = model
     _shift_encoder(vae)
-    m, S = V.linear_gaussian_posterior(x, W, b, lv)
+    m, S = LG.linear_gaussian_posterior(x, W, b, lv)
     mu_q, lv_q = vae.encode(x)
     kl = kl_divergence(MultivariateNormal(mu_q.detach(), torch.diag_embed(lv_q.detach().exp())),
                        MultivariateNormal(m, S)).mean().item()
     gaps = A.inference_gaps(vae, x, steps=300, k=100, lr=0.05, n_samples=200)
-    log_px = V.linear_gaussian_log_evidence(x, W, b, lv).mean().item()
+    log_px = LG.linear_gaussian_log_evidence(x, W, b, lv).mean().item()
     assert abs(gaps.log_px - log_px) < 0.01
     # log p(x) - ELBO_enc = KL(q_enc || p(z|x)); the posterior is a diagonal Gaussian, so the
     # optimiser can reach it: the whole gap is amortisation, the approximation gap vanishes
