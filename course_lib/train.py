@@ -208,7 +208,8 @@ class Run:
         self._data = torch.Generator().manual_seed(seed)
         self._order: torch.Tensor | None = None
         self._pos, self._epoch, self._n = 0, 0, None
-        self._good: dict | None = None  # the state at the last checkpoint, to roll back to
+        self._good: dict | None = None  # the state to roll back to: the last save, or this fit's start
+        self._good_saved, self._saved_step = False, -1
 
     # --- the data order ---------------------------------------------------------------------
     def _batch(self, tensors: Sequence[torch.Tensor], batch_size: int) -> tuple[int, Batch]:
@@ -292,7 +293,7 @@ class Run:
             raise ValueError("this run has no checkpoint path: pass one")
         state = self.state_dict()
         out = save_checkpoint(path, state)
-        self._good = copy.deepcopy(state)
+        self._good, self._good_saved, self._saved_step = copy.deepcopy(state), True, self.step
         return out
 
     def resume(self, path: str | Path | None = None) -> bool:
@@ -309,7 +310,7 @@ class Run:
         else:
             return False
         self.load_state_dict(state, where=str(path))
-        self._good = copy.deepcopy(state)
+        self._saved_step = self.step if path == self.path else -1
         return True
 
     # --- the loop ---------------------------------------------------------------------------
@@ -339,8 +340,9 @@ class Run:
         if epochs is not None:
             max_steps = min(max_steps, max(1, int(epochs * (n // batch_size))))
         max_seconds = math.inf if seconds is None else seconds
-        if self._good is None:
-            self._good = copy.deepcopy(self.state_dict())
+        # the state to roll back to on divergence: this call's start, until a save in it
+        self._good = copy.deepcopy(self.state_dict())
+        self._good_saved = self.path is not None and self._saved_step == self.step
         total = None if math.isinf(max_steps) else int(max_steps)
         bar = progress(total=total, initial=min(self.step, total or self.step), desc=desc, unit="step")
         last_save = time.perf_counter()
@@ -358,8 +360,9 @@ class Run:
                         if bad:
                             raise FloatingPointError(f"{bad[0]} became {logs[bad[0]]}")
                     except FloatingPointError as err:
+                        message = self._diverged(err)
                         self._roll_back()
-                        raise FloatingPointError(self._diverged(err)) from err
+                        raise FloatingPointError(message) from err
                     for ema in self.ema.values():
                         ema.update(self.step)
                     self.elapsed += time.perf_counter() - t0
@@ -380,6 +383,8 @@ class Run:
             self.done = not interrupted[0]
             if self.path is not None:
                 self.save()
+            if self.done and self.shipped is not None:
+                pretrained.record(self.shipped, self.state_dict())  # only under tools/train_weights.py
             if interrupted[0]:
                 where = f"; saved to {self.path}" if self.path is not None else ""
                 raise KeyboardInterrupt(f"stopped after step {self.step}{where}")
@@ -388,16 +393,12 @@ class Run:
         return self.history
 
     def _roll_back(self) -> None:
-        good = self._good
-        for key, module in self.modules.items():
-            module.load_state_dict(good["modules"][key])
-        for key, ema in self.ema.items():
-            ema.module.load_state_dict(good["ema"][key])
-        for key, opt in self.optimizers.items():
-            opt.load_state_dict(good["optimizers"][key])
+        """Go back to the last good state whole (weights, optimisers, step, history, data
+        position, random generators), so a later save writes a consistent step boundary."""
+        self.load_state_dict(copy.deepcopy(self._good), where="the last good state")
 
     def _diverged(self, err: Exception) -> str:
-        where = f"the last checkpoint, {self.path}" if self.path is not None and self.path.is_file() else "the start of this call"
+        where = f"the last checkpoint, {self.path}" if self._good_saved else "the start of this call"
         return (
             f"{err} at step {self.step}: training diverged. The weights and optimiser states are "
             f"back at step {self._good['step']} ({where}). Lower the learning rate, check for "
@@ -452,7 +453,6 @@ def fit(
     """
     validate_budget(steps=steps, epochs=epochs, seconds=seconds)
     run = Run(seed=0 if seed is None else seed, history=history)
-    run._good = {"step": run.step, "modules": {}, "ema": {}, "optimizers": {}}
     if isinstance(tensors, torch.Tensor):
         tensors = (tensors,)
     if epochs is not None:

@@ -298,18 +298,27 @@ def test_gan_load_checks_everything_before_copying(tmp_path):
     with torch.no_grad():
         next(other.G.parameters()).normal_()  # G differs from the file's
     before = {k: v.clone() for k, v in other.G.state_dict().items()}
-    with pytest.raises(RuntimeError, match="another architecture"):
+    with pytest.raises(RuntimeError, match="architecture"):  # old and new wording; G decides
         other.load(path)
     assert all(torch.equal(v, other.G.state_dict()[k]) for k, v in before.items())
 
 
-def test_gan_load_refuses_other_settings(tmp_path):
-    """The constructor's r1_gamma, g_loss, real_label were silently replaced by the file's."""
+@pytest.mark.parametrize(
+    ("saved", "mine", "message"),
+    [
+        ({"r1_gamma": 1.0}, {"r1_gamma": 0.0}, "r1_gamma: saved 1.0, this run 0.0"),
+        ({"g_loss": "saturating"}, {}, "g_loss: saved 'saturating', this run 'non_saturating'"),
+        ({"real_label": 0.9}, {}, "real_label: saved 0.9, this run 1.0"),
+    ],
+)
+def test_gan_load_refuses_other_settings(tmp_path, saved, mine, message):
+    """Case 8: the constructor's r1_gamma, g_loss, real_label were silently replaced by the file's."""
     path = tmp_path / "gan.pt"
-    _small_gan(r1_gamma=1.0).save(path)
-    with pytest.raises(ValueError, match="r1_gamma: saved 1.0, this run 0.0"):
-        _small_gan(r1_gamma=0.0).load(path)
-    assert _small_gan(r1_gamma=1.0).load(path).config["r1_gamma"] == 1.0
+    _small_gan(**saved).save(path)
+    with pytest.raises(ValueError, match=message):
+        _small_gan(**mine).load(path)
+    key, value = next(iter(saved.items()))
+    assert _small_gan(**saved).load(path).config[key] == value
 
 
 def test_a_diverging_gan_keeps_its_last_good_state(tmp_path):
@@ -354,10 +363,177 @@ def test_ctrl_c_between_the_d_and_g_updates_saves_a_step_boundary(tmp_path):
     assert state["step"] == 3 and len(state["history"]["step"]) == 3 and adam_steps == {"g": {3}, "d": {3}}
 
 
-def test_train_vae_refuses_images_off_the_convention():
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: torch.randint(0, 256, (32, 1, 28, 28), dtype=torch.uint8), "divide by 255"),
+        (lambda: torch.rand(32, 1, 28, 28) * 255, r"\[0, 1\].*divide by 255"),
+    ],
+    ids=["uint8", "float-0..255"],
+)
+def test_train_vae_refuses_images_off_the_convention(make, message):
+    """Case 2: 0..255 floats to train_vae trained on a loss of 1.5e22 with no error (uint8
+    failed inside the first Linear with a dtype error)."""
     from course_lib import vae as V
 
-    with pytest.raises(ValueError, match="divide by 255"):
-        V.train_vae(V.mlp_vae(z_dim=2, hidden=(8,)), torch.randint(0, 256, (32, 1, 28, 28), dtype=torch.uint8), steps=1)
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        V.train_vae(V.mlp_vae(z_dim=2, hidden=(8,)), torch.rand(32, 1, 28, 28) * 255, steps=1, batch_size=16)
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match=message):
+        V.train_vae(V.mlp_vae(z_dim=2, hidden=(8,)), make(), steps=1, batch_size=16)
+
+
+# --- the same cases through the API the old code also had ----------------------------------
+# (GANTrainer.train, train_vae, the recipes' seconds= budget: these tests ran against the code
+# before the bad-input work and failed there on the behaviour, not on a missing name)
+
+
+def test_trainers_refuse_a_nan_budget():
+    """Case 3: seconds=nan to a trainer never stopped (here with steps=2, the old code ran 2 steps)."""
+    from course_lib import vae as V
+
+    tr = _small_gan()
+    with pytest.raises(ValueError, match=r"^seconds=nan"):
+        tr.train(torch.rand(64, 1, 4, 4), batch_size=16, seconds=float("nan"), steps=2)
+    assert tr.steps_done == 0
+    with pytest.raises(ValueError, match=r"^seconds=nan"):
+        V.train_vae(V.mlp_vae(z_dim=2, hidden=(8,)), torch.rand(32, 1, 28, 28), batch_size=16,
+                    seconds=float("nan"), steps=2)
+
+
+def test_a_diverging_gan_without_a_checkpoint_keeps_finite_weights_and_eval_mode(tmp_path):
+    """Case 5: lr=1e30 made the weights NaN before the error, a later save() wrote them, and the
+    networks were left in train mode."""
+    tr = _small_gan()
+    x = torch.rand(64, 1, 4, 4)
+    tr.train(x, batch_size=16, steps=2)
+    for opt in (tr.opt_g, tr.opt_d):
+        opt.param_groups[0]["lr"] = 1e30
+    with pytest.raises(FloatingPointError, match="training diverged"):
+        tr.train(x, batch_size=16, steps=50)
+    assert all(torch.isfinite(p).all() for p in (*tr.G.parameters(), *tr.D.parameters()))
+    assert not tr.G.training and not tr.D.training
+    loaded = _small_gan().load(tr.save(tmp_path / "gan.pt"))
+    assert all(torch.isfinite(p).all() for p in (*loaded.G.parameters(), *loaded.D.parameters()))
+
+
+def test_a_diverging_vae_keeps_finite_weights_and_eval_mode():
+    """Case 5: train_vae with lr=1e30 raised after the step, NaN weights, the VAE in train mode."""
+    from course_lib import vae as V
+
+    torch.manual_seed(0)
+    vae = V.mlp_vae(z_dim=2, hidden=(8,))
+    before = [p.clone() for p in vae.parameters()]
+    with pytest.raises(FloatingPointError, match="diverged"):
+        V.train_vae(vae, torch.rand(64, 1, 28, 28), lr=1e30, batch_size=16, steps=40)
+    assert not vae.training
+    assert all(torch.equal(a, b) for a, b in zip(before, vae.parameters()))  # back at the start
+
+
+def test_ctrl_c_between_d_and_g_leaves_consistent_optimisers(tmp_path):
+    """Case 6: Ctrl-C between D's and G's updates left D's Adam a step ahead of G's and of the
+    history, and a save() then wrote that state."""
+    tr = _small_gan()
+    real_step, calls = tr.opt_d.step, []
+
+    def d_step_then_interrupt(*args, **kwargs):
+        out = real_step(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 3:  # D has stepped in the third step, G not yet
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    tr.opt_d.step = d_step_then_interrupt
+    with pytest.raises(KeyboardInterrupt):
+        tr.train(torch.rand(64, 1, 4, 4), batch_size=16, steps=10)
+    loaded = _small_gan().load(tr.save(tmp_path / "gan.pt"))
+    adam = {name: {int(s["step"]) for s in opt.state.values()}
+            for name, opt in (("g", loaded.opt_g), ("d", loaded.opt_d))}
+    assert adam == {"g": {3}, "d": {3}} and loaded.steps_done == 3 == len(loaded.history["step"])
+
+
+def test_gan_recipe_refuses_another_seeds_checkpoint_and_keeps_it(tmp_path):
+    """Case 9: train_mnist_gan(seed=1, checkpoint=p) on a seed-0 file retrained and overwrote it."""
+    from course_lib import recipes
+
+    images, ck = torch.rand(64, 1, 28, 28), tmp_path / "gan.pt"
+    cfg = {"channels": 4, "latent_dim": 8, "batch_size": 16}
+    recipes.train_mnist_gan(0.2, images=images, config=cfg, checkpoint=ck)
+    before = ck.read_bytes()
+    with pytest.raises(ValueError, match=r"another run.*seed: saved 0, this run 1"):
+        recipes.train_mnist_gan(0.2, seed=1, images=images, config=cfg, checkpoint=ck)
+    assert ck.read_bytes() == before
+
+
+def test_vae_recipe_refuses_another_models_checkpoint_and_keeps_it(tmp_path):
+    """Case 9: a VAE checkpoint of another model was retrained over and overwritten."""
+    from course_lib import recipes
+
+    images, ck = torch.rand(64, 1, 28, 28), tmp_path / "vae.pt"
+    cfg = {"channels": (4, 8), "hidden": 16, "z_dim": 4, "batch_size": 16}
+    recipes.train_mnist_vae(0.2, images=images, config=cfg, checkpoint=ck)
+    before = ck.read_bytes()
+    with pytest.raises(ValueError, match=r"another run.*z_dim: saved 4, this run 8"):
+        recipes.train_mnist_vae(0.2, images=images, config={**cfg, "z_dim": 8}, checkpoint=ck)
+    assert ck.read_bytes() == before
+
+
+def test_train_vae_refuses_another_architectures_checkpoint_and_keeps_it(tmp_path):
+    """Case 9: train_vae(checkpoint=) of a file another VAE wrote is an error, the file kept
+    (the old train_or_load printed "does not fit this model", retrained and overwrote it)."""
+    from course_lib import vae as V
+
+    x, ck = torch.rand(32, 1, 28, 28), tmp_path / "vae.pt"
+    V.train_vae(V.mlp_vae(z_dim=2, hidden=(8,)), x, batch_size=16, steps=1, checkpoint=ck)
+    before = ck.read_bytes()
+    with pytest.raises(RuntimeError, match="another architecture"):
+        V.train_vae(V.mlp_vae(z_dim=2, hidden=(16,)), x, batch_size=16, steps=1, checkpoint=ck)
+    assert ck.read_bytes() == before
+
+
+def _toy_run(tmp_path=None, save_every: float = 1e9):
+    torch.manual_seed(0)
+    from course_lib.train import Run, optimizer_step
+
+    model = nn.Linear(3, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    run = Run({"m": model}, {"opt": opt}, path=None if tmp_path is None else tmp_path / "r.pt",
+              save_every=save_every)
+    bad_from = [10**9]
+
+    def step(batch):
+        loss = model(batch[0]).pow(2).mean()
+        if run.step >= bad_from[0]:
+            loss = loss * float("nan")
+        return {"loss": optimizer_step(loss, opt)}
+
+    return run, model, bad_from, step
+
+
+def test_divergence_in_a_later_call_rolls_back_to_that_calls_start():
+    """A diverging second fit() without a checkpoint goes back to where that call began
+    (step 2), whole: weights, optimiser, step and history, not to the run's first step."""
+    run, model, bad_from, step = _toy_run()
+    x = torch.randn(64, 3)
+    run.fit(step, x, 8, steps=2)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    bad_from[0] = 4
+    with pytest.raises(FloatingPointError, match=r"back at step 2 \(the start of this call\)"):
+        run.fit(step, x, 8, steps=10)
+    assert run.step == 2 and len(run.history["loss"]) == 2
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    assert run.optimizers["opt"].state_dict()["state"][0]["step"].item() == 2
+
+
+def test_divergence_after_a_checkpoint_rolls_back_step_and_history_too(tmp_path):
+    """With a checkpoint at step 2 and NaN at step 6, the run is back at step 2 whole, so a
+    later save() writes a file whose step, history and weights agree."""
+    run, model, bad_from, step = _toy_run(tmp_path)
+    x = torch.randn(64, 3)
+    run.fit(step, x, 8, steps=2)  # saved at the end: step 2
+    bad_from[0] = 6
+    with pytest.raises(FloatingPointError, match="back at step 2 .the last checkpoint"):
+        run.fit(step, x, 8, steps=10)
+    assert run.step == 2 and len(run.history["loss"]) == 2 and len(run.history["step"]) == 2
+    run.save()
+    saved = utils.load_checkpoint(tmp_path / "r.pt")
+    assert saved["step"] == 2 and len(saved["history"]["loss"]) == 2
+    assert all(torch.equal(saved["modules"]["m"][k], v) for k, v in model.state_dict().items())
