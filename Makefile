@@ -1,7 +1,8 @@
 # The two commands of the README:
-#   make course   -- the main job: create the environment if needed, build the book, which
-#                    executes every notebook (fast mode) once, with an execution cache, and
-#                    export the executed notebooks to _build/notebooks/
+#   make course   -- the main job: create the environment if needed, build the book in the
+#                    default mode (full sizes, the shipped trained weights: the published
+#                    book shows full-quality results), which executes every notebook once,
+#                    with an execution cache, and export the executed notebooks to _build/notebooks/
 #   make test     -- every test: lint, unit tests, notebook pairs, nbval over every notebook,
 #                    then the book and a headless-Chromium check of its pages (fast mode)
 # Both create .venv on first use. `make help` lists the other targets.
@@ -28,15 +29,14 @@ TEST_CHECKPOINTS := $(abspath _build/test-checkpoints)
 .PHONY: help venv course book notebooks student assignments test lint unit nbval browser chromium sync clean
 
 help:
-	@echo "make course   - build the book (executes every notebook, fast mode): $(BOOK_HTML)/index.html,"
-	@echo "                and write the executed notebooks to _build/notebooks/"
-	@echo "make book     - only the book"
+	@echo "make course   - build the book in the default mode (full sizes, shipped weights):"
+	@echo "                _build/book-full/html/index.html, and the executed notebooks in _build/notebooks/"
+	@echo "make book     - only the book (fast mode: _build/book/html; COURSE_FAST=0 for the default mode)"
 	@echo "make test     - lint, unit tests, notebook pairs, nbval, book + headless-browser check"
 	@echo "make student  - student versions of every notebook (solutions removed) in $(STUDENT_OUT)/"
 	@echo "make notebooks - execute every notebook with nbconvert into _build/notebooks/ (without the book)"
 	@echo "make assignments - an nbgrader course directory in $(NBGRADER_OUT)/ (see TEACHING.md)"
 	@echo "make sync     - regenerate notebooks/*.ipynb from the py:percent sources, outputs cleared"
-	@echo "COURSE_FAST=0 make course  - full mode (real quality, minutes per notebook): _build/book-full/html"
 
 # JupyterLab started from the venv opens the py:percent sources as notebooks (jupytext is the
 # default viewer for Python and Markdown files): the setting lives in the venv's own labconfig,
@@ -51,9 +51,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# The main job: the book, then the executed notebooks exported from its cache (no re-execution).
-course: book
-	$(PY) -m course_lib.book --cache $(BOOK_OUT)/jupyter_cache --out _build/notebooks $(SOURCES)
+# The main job: the book in the default mode (COURSE_FAST=0: full sizes, the shipped weights;
+# COURSE_REQUIRE_SHIPPED=1 makes a named run without matching shipped weights an error instead
+# of a silent half-hour retrain), then the executed notebooks exported from its cache.
+course: $(STAMP)
+	$(MAKE) --no-print-directory book COURSE_FAST=0 COURSE_REQUIRE_SHIPPED=1
+	$(PY) -m course_lib.book --cache _build/book-full/jupyter_cache --out _build/notebooks $(SOURCES)
 
 # MathJax 3 for the book, from the npm registry (once; kept out of git). Only the combined
 # TeX+MathML/CHTML script and its fonts are copied: MathJax finds the fonts beside itself.

@@ -8,27 +8,52 @@ path (chapter 0):
 * fast mode (``COURSE_FAST=1``, the tests): never reads shipped weights; always trains;
 * the default: loads the shipped weights when the run's config and seed are those they were
   trained with, after checking their SHA-256; trains when they are missing or differ;
-* ``COURSE_RETRAIN=1``: ignores the shipped weights and trains.
+* ``COURSE_RETRAIN=1``: ignores the shipped weights and trains (``COURSE_RETRAIN=ch07_z2,...``:
+  only those runs).
 
-Loading uses ``torch.load(weights_only=True)`` (:func:`course_lib.utils.load_checkpoint`).
+``tools/train_weights.py`` runs a chapter's notebook in full mode with ``COURSE_SHIP_DIR`` set:
+every run with a ``shipped`` name then writes its finished weights there (:func:`record`), so
+the shipped weights are exactly what the chapter trains. ``make course`` sets
+``COURSE_REQUIRE_SHIPPED=1``: a named run whose weights are missing or were trained with other
+settings is then an error, not a silent retrain. Loading uses ``torch.load(weights_only=True)`` (:func:`course_lib.utils.load_checkpoint`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
-from .utils import env_flag, fast_mode, load_checkpoint, sha256
+from .utils import env_flag, fast_mode, load_checkpoint, save_checkpoint, sha256
 
 WEIGHTS_DIR = Path(__file__).parent / "assets" / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
 RETRAIN_ENV = "COURSE_RETRAIN"
+REQUIRE_ENV = "COURSE_REQUIRE_SHIPPED"
+SHIP_ENV = "COURSE_SHIP_DIR"
 
 
-def retrain() -> bool:
-    """Whether ``COURSE_RETRAIN`` asks to train instead of loading shipped weights."""
+def retrain(name: str | None = None) -> bool:
+    """Whether ``COURSE_RETRAIN`` asks to train run ``name`` instead of loading its shipped
+    weights: ``1`` for every run, or a comma-separated list of run names (``ch07_z2,ch08_cvae``)."""
+    names = [v.strip() for v in os.environ.get(RETRAIN_ENV, "").split(",")]
+    if len(names) > 1 or names[0].startswith("ch"):
+        if not all(n.isidentifier() for n in names):
+            raise ValueError(f"{RETRAIN_ENV}={os.environ[RETRAIN_ENV]!r}: use 1, 0 or run names separated by commas")
+        return name in names
     return env_flag(RETRAIN_ENV, "train", "load shipped weights")
+
+
+def record(name: str, state: dict[str, Any]) -> Path | None:
+    """Write a finished run's weights to ``$COURSE_SHIP_DIR/<name>.pt`` (if the variable is set)
+    for ``tools/train_weights.py`` to ship; ``state`` is the run's checkpoint state."""
+    folder = os.environ.get(SHIP_ENV)
+    if not folder:
+        return None
+    from .train import export_weights
+
+    return save_checkpoint(Path(folder) / f"{name}.pt", export_weights(state))
 
 
 def manifest(path: Path | None = None) -> dict[str, dict[str, Any]]:
@@ -46,15 +71,23 @@ def shipped(name: str, config: dict[str, Any], seed: int) -> dict[str, Any] | No
     or when the shipped run had another config or seed (a note says which settings differ,
     then the chapter trains). A file whose SHA-256 is not the manifest's is an error.
     """
-    if fast_mode() or retrain():
+    if fast_mode() or retrain(name):
         return None
+    require = env_flag(REQUIRE_ENV, "shipped weights required", "train when missing")
     entry = manifest().get(name)
     if entry is None:
+        if require:
+            raise RuntimeError(f"no shipped weights {name!r} ({REQUIRE_ENV}=1): run "
+                               f"`python tools/train_weights.py {name}`")
         return None
     if entry["config"] != config or entry["seed"] != seed:
         differ = sorted(k for k in set(entry["config"]) | set(config)
                         if entry["config"].get(k) != config.get(k))
-        print(f"shipped weights {name!r} were trained with other settings ({differ or ['seed']}): training")
+        message = f"shipped weights {name!r} were trained with other settings ({differ or ['seed']})"
+        if require:
+            raise RuntimeError(f"{message} ({REQUIRE_ENV}=1): retrain them with "
+                               f"`python tools/train_weights.py {name}`")
+        print(f"{message}: training")
         return None
     path = WEIGHTS_DIR / entry["file"]
     if not path.is_file():

@@ -283,7 +283,8 @@ class Run:
             self._data.set_state(data["generator"])
             self._order, self._pos, self._epoch, self._n = data["order"], data["pos"], data["epoch"], data["n"]
         self.step, self.elapsed, self.done = state["step"], state["elapsed"], state["done"]
-        self.history = {k: list(v) for k, v in state["history"].items()}
+        self.history = {k: v.tolist() if isinstance(v, torch.Tensor) else list(v)  # tensors: shipped
+                        for k, v in state["history"].items()}
         self.extra = dict(state["extra"])
 
     def save(self, path: str | Path | None = None) -> Path:
@@ -407,12 +408,35 @@ class Run:
 
 
 def export_weights(state: Mapping[str, Any]) -> dict[str, Any]:
-    """A run's checkpoint without what only continuing it needs (optimiser states, random
-    generators, data order): what ``tools/train_weights.py`` ships. :meth:`Run.resume` loads it
-    like a checkpoint, with fresh optimisers."""
-    if state.get("format") != FORMAT:
+    """A run's checkpoint as shipped weights: what ``tools/train_weights.py`` ships.
+
+    Without what only continuing needs (optimiser states, random generators, data order), and
+    small: floating-point weights in float16 where every value fits (a relative rounding of at
+    most 2^-11; the manifest's metric is measured after it), the history as tensors (float32,
+    or int32 for whole-number columns). :meth:`Run.resume` loads it like a checkpoint (module
+    loading casts back to the model's dtype), with fresh optimisers.
+    """
+    if state.get("format") not in (FORMAT, WEIGHTS_FORMAT):
         raise ValueError(f"not a course_lib training run (format {state.get('format')!r})")
-    return {**{k: v for k, v in state.items() if k not in ("optimizers", "rng", "data")}, "format": WEIGHTS_FORMAT}
+    out = {k: v for k, v in state.items() if k not in ("optimizers", "rng", "data")}
+    for group in ("modules", "ema"):
+        out[group] = {name: {k: _half(t) for k, t in sd.items()} for name, sd in state[group].items()}
+    out["history"] = {k: _column(v) for k, v in state["history"].items()}
+    return {**out, "format": WEIGHTS_FORMAT}
+
+
+def _half(t: torch.Tensor) -> torch.Tensor:
+    if t.dtype == torch.float32 and (t.abs().max() < 6e4 if t.numel() else True):
+        return t.half()
+    return t
+
+
+def _column(values: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    if isinstance(values, torch.Tensor):
+        return values.int() if values.dtype == torch.int64 else values
+    if all(float(v).is_integer() for v in values):
+        return torch.tensor(values, dtype=torch.int32)
+    return torch.tensor(values, dtype=torch.float32)
 
 
 def state_mismatch(expected: Mapping[str, torch.Tensor], saved: Mapping[str, torch.Tensor]) -> str:

@@ -369,8 +369,12 @@ def checkpoint_dir() -> Path:
         return Path(os.environ["COURSE_CHECKPOINTS"]).expanduser()
     if fast_mode():
         if not _FAST_CHECKPOINTS:
+            import atexit
+            import shutil
             import tempfile
 
-            _FAST_CHECKPOINTS.append(Path(tempfile.mkdtemp(prefix="course-fast-checkpoints-")))
+            folder = Path(tempfile.mkdtemp(prefix="course-fast-checkpoints-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)  # removed when the process ends
+            _FAST_CHECKPOINTS.append(folder)
         return _FAST_CHECKPOINTS[0]
     return Path.home() / ".cache" / "dgm-course" / "checkpoints"

@@ -427,8 +427,8 @@ for ax, (name, tr) in zip(
         else tr.snapshot()
     )
     viz.show_images(grid[:36], nrow=6, title=f"{name}\nFID {results[name]:.0f}", ax=ax)
-# the correct loop from the same start ends at exactly results["correct"]; every bug ends
-# clearly worse (the stale joint step is the mildest)
+# the correct loop from the same start ends at exactly results["correct"];
+# every bug ends clearly worse (the stale joint step is the mildest)
 for name in ("no_detach", "one_backward", "joint_step_stale", "wrong_sign"):
     assert results[name] > 1.1 * results["correct"], name
 

@@ -33,24 +33,53 @@ def test_the_manifest_lists_every_entry_of_the_tool_and_stays_small():
 
 
 @pytest.mark.parametrize("name", ENTRIES)
-def test_each_shipped_entry_loads_and_measures_as_recorded(name, tmp_path, monkeypatch):
+def test_each_shipped_entry_loads_and_measures_as_recorded(name):
     entry = pretrained.manifest()[name]
     path = pretrained.WEIGHTS_DIR / entry["file"]
     assert path.is_file() and pretrained.sha256(path) == entry["sha256"]
     state = torch.load(path, weights_only=True)
     assert state["format"] == train.WEIGHTS_FORMAT and state["config"] == entry["config"]
-    monkeypatch.setenv("COURSE_FAST", "0")
-    monkeypatch.setenv("COURSE_RETRAIN", "0")
-
-    def no_training(self, *args):
-        raise AssertionError(f"{name}: the shipped weights were not loaded, the chapter would train")
-
-    monkeypatch.setattr(train.Run, "_batch", no_training)
+    assert state["done"] and state["step"] == entry["steps"] and "optimizers" not in state
     tool = _tool()
-    modules = tool.ENTRIES[name].train(tmp_path / "run.pt")  # the chapter's code: loads, trains nothing
-    value = tool.ENTRIES[name].measure(modules)
+    value = tool.ENTRIES[name].measure(tool.load(name))  # strict load_state_dict into the chapter's model
     recorded = entry["metric"]
     assert abs(value - recorded["value"]) <= recorded["tolerance"] * abs(recorded["value"]), (value, recorded)
+
+
+def test_a_named_run_records_its_weights_only_when_asked_and_finished(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_FAST", "1")
+    monkeypatch.delenv(pretrained.SHIP_ENV, raising=False)
+    x = torch.randn(16, 2)
+
+    def step(batch):
+        return {"loss": 0.0}
+
+    train.Run({"m": torch.nn.Linear(2, 1)}, {}, shipped="toy").fit(step, x, 4, steps=2)
+    assert not list(tmp_path.iterdir())
+    monkeypatch.setenv(pretrained.SHIP_ENV, str(tmp_path))
+    train.Run({"m": torch.nn.Linear(2, 1)}, {}, shipped="toy").fit(step, x, 4, steps=2)
+    state = torch.load(tmp_path / "toy.pt", weights_only=True)
+    assert state["format"] == train.WEIGHTS_FORMAT and state["step"] == 2 and state["done"]
+
+
+def test_retrain_takes_run_names(monkeypatch):
+    monkeypatch.setenv("COURSE_RETRAIN", "ch07_z2,ch08_cvae")
+    assert pretrained.retrain("ch07_z2") and pretrained.retrain("ch08_cvae")
+    assert not pretrained.retrain("ch07_mlp") and not pretrained.retrain()
+    monkeypatch.setenv("COURSE_RETRAIN", "ch07_z2, not a name")
+    with pytest.raises(ValueError, match="run names"):
+        pretrained.retrain("ch07_z2")
+
+
+def test_required_shipped_weights_are_an_error_when_missing_or_stale(tmp_path, monkeypatch):
+    _fake_manifest(tmp_path, monkeypatch, {"lr": 0.1})
+    monkeypatch.setenv("COURSE_FAST", "0")
+    monkeypatch.delenv("COURSE_RETRAIN", raising=False)
+    monkeypatch.setenv(pretrained.REQUIRE_ENV, "1")
+    for config, name, match in (({"lr": 0.2}, "toy", "other settings"), ({"lr": 0.1}, "absent", "no shipped")):
+        run = train.Run({"m": torch.nn.Linear(2, 1)}, {}, config=config, seed=0, shipped=name)
+        with pytest.raises(RuntimeError, match=match):
+            run.resume()
 
 
 def _fake_manifest(tmp_path, monkeypatch, config, sha=None):
@@ -79,7 +108,7 @@ def test_modes_fast_never_reads_shipped_weights_default_does_retrain_does_not(tm
         m = torch.nn.Linear(2, 1)
         run = train.Run({"m": m}, {}, config={"lr": 0.1}, seed=0, shipped="toy")
         assert run.resume() is loads
-        assert torch.equal(m.weight, model.weight) is loads
+        assert torch.equal(m.weight, model.weight.half().float()) is loads  # shipped in float16
 
 
 def test_other_settings_train_and_damaged_weights_are_an_error(tmp_path, monkeypatch, capsys):
@@ -95,3 +124,23 @@ def test_other_settings_train_and_damaged_weights_are_an_error(tmp_path, monkeyp
     monkeypatch.setenv("COURSE_RETRAIN", "maybe")
     with pytest.raises(ValueError, match="COURSE_RETRAIN"):
         pretrained.retrain()
+
+
+def test_export_weights_is_small_and_loads_back_as_the_run(tmp_path):
+    """Shipped format: float16 weights (float32 where a value would overflow), no optimiser
+    state, the history as tensors that come back as the same Python ints and floats."""
+    model = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        model.bias[0] = 1e5  # does not fit float16: the tensor stays float32
+    opt = torch.optim.Adam(model.parameters())
+    run = train.Run({"m": model}, {"opt": opt}, path=tmp_path / "r.pt")
+    run.fit(lambda b: {"loss": 0.25, "n": 3}, torch.randn(8, 3), 4, steps=3)
+    shipped = train.export_weights(torch.load(tmp_path / "r.pt", weights_only=True))
+    assert shipped["modules"]["m"]["weight"].dtype == torch.float16
+    assert shipped["modules"]["m"]["bias"].dtype == torch.float32 and "optimizers" not in shipped
+    fresh = torch.nn.Linear(3, 2)
+    again = train.Run({"m": fresh}, {"opt": torch.optim.Adam(fresh.parameters())})
+    again.load_state_dict(shipped)
+    assert fresh.weight.dtype == torch.float32 and torch.equal(fresh.weight, model.weight.half().float())
+    assert again.history["step"] == [0, 1, 2] and all(type(s) is int for s in again.history["step"])
+    assert again.history["loss"] == [0.25] * 3 and again.step == 3

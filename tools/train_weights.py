@@ -1,15 +1,18 @@
 """Train the models the chapters train in full mode, and ship their weights with the package.
 
-    python tools/train_weights.py               # every entry (minutes each on 2 CPU cores)
-    python tools/train_weights.py ch07_mlp      # some of them
+    python tools/train_weights.py               # every entry (an hour or so on 2 CPU cores)
+    python tools/train_weights.py ch07_z2       # some of them (their chapters run once each)
 
-Each entry below trains its run exactly as its chapter does in full mode, writes the
-finished run's weights (``train.export_weights``: no optimiser states) to
-``course_lib/assets/weights/<name>.pt``, measures its metric, and records in
+The training is the chapter's own: the tool executes the chapter's notebook in full mode with
+``COURSE_RETRAIN=<the names asked for>`` and ``COURSE_SHIP_DIR`` set, so each named run
+(``shipped="..."`` in the notebook) trains from scratch and writes its finished weights there
+(``train.export_weights``: no optimiser states); runs not asked for load their shipped weights.
+The tool then copies each file to ``course_lib/assets/weights/<name>.pt``, loads it into the
+entry's model (below), measures the entry's metric, and records in
 ``course_lib/assets/weights/manifest.json``: the file, its SHA-256, this command, the run's
-config and seed, and the metric with the tolerance ``tests/test_pretrained.py`` re-measures
-it to. A chapter then loads these weights in the default mode when its run's config and seed
-are the recorded ones (:mod:`course_lib.pretrained`), and trains otherwise.
+config, seed and steps, its training time and the metric with the tolerance
+``tests/test_pretrained.py`` re-measures it to. The notebook's own asserts check the full-mode
+results on the way.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,115 +29,201 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from course_lib import data, features, metrics, pretrained, recipes, utils
 from course_lib import vae as V
 from course_lib.train import export_weights
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 @dataclass
 class Entry:
-    """How a chapter trains a model in full mode (to a checkpoint), and how it is measured."""
+    """A shipped run: its chapter, its model(s) as the chapter builds them, and its metric."""
 
     chapter: str
-    train: Callable[[Path], dict[str, nn.Module]]  # checkpoint path -> the trained modules, by name
+    build: Callable[[], dict[str, nn.Module]]  # the run's modules, by the names the run gives them
     measure: Callable[[dict[str, nn.Module]], float]
     metric: str
     tolerance: float  # relative
 
 
-# --- chapter 4: the DCGAN recipe ----------------------------------------------------------------
+def load(name: str, entry: Entry | None = None) -> dict[str, nn.Module]:
+    """The shipped run ``name`` loaded into its entry's modules (``weights_only=True``); where
+    the run keeps an average of a module's weights (EMA), the average is what is loaded."""
+    entry = entry or ENTRIES[name]
+    state = utils.load_checkpoint(pretrained.WEIGHTS_DIR / f"{name}.pt")
+    modules = entry.build()
+    for key, module in modules.items():
+        module.load_state_dict(state["ema"].get(key, state["modules"][key]))
+        module.eval()
+    return modules
 
-DCGAN_STEPS = 6000  # notebooks/ch04_dcgan_cgan.py: steps in full mode
+
+# --- metrics ------------------------------------------------------------------------------------
+
+def _test() -> torch.Tensor:
+    return data.load_mnist("test").data  # (1000, 1, 28, 28) in [0, 1]
 
 
-def dcgan(checkpoint: Path) -> dict[str, nn.Module]:
-    trainer = recipes.mnist_gan_trainer(seed=0, checkpoint=checkpoint, shipped="ch04_dcgan")
-    trainer.run.resume()  # as the chapter does: a checkpoint, else the shipped weights if they match
-    trainer.fit(data.load_mnist("train").data, batch_size=64, steps=DCGAN_STEPS,
-                sample_every=DCGAN_STEPS // 5, desc="DCGAN")
-    return {"generator": trainer.generator}
-
-
-def gan_fid(modules: dict[str, nn.Module]) -> float:
+def gan_fid(modules: dict[str, nn.Module], n_classes: int = 0) -> float:
     """Chapter 4's number: classifier-FID of 1,000 samples against the 1,000 test digits."""
     clf = features.load_mnist_classifier()
-    reference = features.extract(clf, data.load_mnist("test").data[:1000])
-    return metrics.generator_fid(modules["generator"].eval(), reference, clf, n=1000, seed=1)
+    labels = torch.arange(1000) % 10 if n_classes else None
+    return metrics.generator_fid(modules["generator"], features.extract(clf, _test()), clf, n=1000,
+                                 seed=1, labels=labels)
 
 
-# --- chapter 7: the MLP VAE ---------------------------------------------------------------------
-
-MLP_VAE_STEPS = 20_000  # notebooks/ch07_vae_mnist.py: steps in full mode
-
-
-def mlp_vae(checkpoint: Path) -> dict[str, nn.Module]:
-    vae = V.mlp_vae(z_dim=20, hidden=(400,))
-    V.train_vae(vae, data.load_mnist("train").data, checkpoint=checkpoint, shipped="ch07_mlp", lr=1e-3,
-                batch_size=128, steps=MLP_VAE_STEPS, desc="MLP VAE")
-    return {"model": vae}
+def neg_elbo(modules: dict[str, nn.Module], x: Callable[[], torch.Tensor] = _test) -> float:
+    """Test -ELBO in nats (one posterior sample, seeded; chapter 7)."""
+    return V.evaluate(modules["model"], x())["neg_elbo"]
 
 
-def vae_elbo(modules: dict[str, nn.Module]) -> float:
-    """Chapter 7's number: the test -ELBO in nats (one posterior sample, seeded)."""
-    return V.evaluate(modules["model"], data.load_mnist("test").data)["neg_elbo"]
+def _binarised_test() -> torch.Tensor:
+    return torch.bernoulli(_test(), generator=torch.Generator().manual_seed(123))
 
 
-RECIPE_VAE_STEPS = 18_000  # notebooks/ch07_vae_mnist.py: the recipe's steps in full mode
-
-
-def recipe_vae(checkpoint: Path) -> dict[str, nn.Module]:
-    return {"model": recipes.train_mnist_vae(steps=RECIPE_VAE_STEPS, seed=0, checkpoint=checkpoint,
-                                             shipped="ch07_recipe")}
-
-
+ELBO = "test -ELBO in nats, 1000 test digits"
 ENTRIES: dict[str, Entry] = {
-    "ch04_dcgan": Entry("ch04_dcgan_cgan", dcgan, gan_fid, "classifier-FID, 1000 samples vs 1000 test digits", 0.05),
-    "ch07_mlp": Entry("ch07_vae_mnist", mlp_vae, vae_elbo, "test -ELBO in nats, 1000 test digits", 0.01),
-    "ch07_recipe": Entry("ch07_vae_mnist", recipe_vae, vae_elbo, "test -ELBO in nats, 1000 test digits", 0.01),
+    "ch04_dcgan": Entry("ch04_dcgan_cgan", lambda: dict(zip(("generator", "discriminator"), recipes.mnist_gan_models())),
+                        gan_fid, "classifier-FID, 1000 samples vs 1000 test digits", 0.05),
+    "ch04_cgan": Entry("ch04_dcgan_cgan",
+                       lambda: dict(zip(("generator", "discriminator"), recipes.mnist_gan_models(n_classes=10))),
+                       lambda m: gan_fid(m, n_classes=10), "classifier-FID, 1000 class-balanced samples vs 1000 test digits", 0.05),
+    "ch07_mlp": Entry("ch07_vae_mnist", lambda: {"model": V.mlp_vae(z_dim=20, hidden=(400,))}, neg_elbo, ELBO, 0.01),
+    "ch07_recipe": Entry("ch07_vae_mnist", lambda: {"model": recipes.mnist_vae()}, neg_elbo, ELBO, 0.01),
+    "ch07_z2": Entry("ch07_vae_mnist", lambda: {"model": V.mlp_vae(z_dim=2, hidden=(512,))}, neg_elbo, ELBO, 0.01),
+    "ch07_binarised": Entry("ch07_vae_mnist", lambda: {"model": V.mlp_vae(z_dim=50, hidden=(200, 200), act=nn.Tanh)},
+                            lambda m: neg_elbo(m, _binarised_test), "test -ELBO in nats, 1000 binarised test digits", 0.01),
+    "ch07_grey": Entry("ch07_vae_mnist", lambda: {"model": V.mlp_vae(z_dim=50, hidden=(200, 200), act=nn.Tanh)},
+                       neg_elbo, ELBO, 0.01),
+    "ch07_nosample": Entry("ch07_vae_mnist", lambda: {"model": V.mlp_vae(z_dim=20, hidden=(400,))}, neg_elbo, ELBO, 0.01),
 }
 
 
-def ship(name: str) -> dict:
-    """Train entry ``name`` from scratch, write its weights, and return its manifest entry."""
+# --- chapter 8 -----------------------------------------------------------------------------------
+
+def _small_test() -> torch.Tensor:
+    return F.avg_pool2d(_test(), 2)  # (1000, 1, 14, 14): chapter 8's posterior-collapse digits
+
+
+def _test_faces() -> torch.Tensor:
+    faces = data.load_faces().data  # (100, 1, 25, 25)
+    return faces[torch.randperm(100, generator=torch.Generator().manual_seed(0))[90:]]
+
+
+def _collapse_vae(gru: bool) -> dict[str, nn.Module]:
+    decoder = V.RowGRUDecoder((1, 14, 14), 16, 128) if gru else V.MLPDecoder((1, 14, 14), 16, (256,))
+    return {"model": V.VAE(V.MLPEncoder((1, 14, 14), 16, (256,)), decoder)}
+
+
+def _cvae_elbo(modules: dict[str, nn.Module]) -> float:
+    test = data.load_mnist("test")
+    return V.evaluate(modules["model"], test.data, test.targets)["neg_elbo"]
+
+
+DEEP = (128,) * 8
+CH08 = {
+    **{f"ch08_beta_{b}": Entry("ch08_vae_variants", lambda: {"model": V.mlp_vae(z_dim=16, hidden=(200,))},
+                               neg_elbo, ELBO, 0.01) for b in ("0_25", "1", "4", "16")},
+    "ch08_cvae": Entry("ch08_vae_variants", lambda: {"model": V.mlp_vae(z_dim=8, hidden=(256,), n_classes=10)},
+                       _cvae_elbo, "test -ELBO in nats given the labels, 1000 test digits", 0.01),
+    **{f"ch08_pc_{name}": Entry("ch08_vae_variants", lambda gru=gru: _collapse_vae(gru),
+                                lambda m: neg_elbo(m, _small_test), "test -ELBO in nats, 1000 test digits at 14x14", 0.01)
+       for name, gru in (("factorised", False), ("gru", True), ("warmup", True), ("free_bits", True))},
+    "ch08_deep_relu": Entry("ch08_vae_variants", lambda: {"model": V.mlp_vae(16, DEEP)}, neg_elbo, ELBO, 0.01),
+    "ch08_deep_leaky": Entry("ch08_vae_variants", lambda: {"model": V.mlp_vae(16, DEEP, act=lambda: nn.LeakyReLU(0.2))},
+                             neg_elbo, ELBO, 0.01),
+    "ch08_deep_residual": Entry("ch08_vae_variants", lambda: {"model": V.mlp_vae(16, DEEP, residual=True)},
+                                neg_elbo, ELBO, 0.01),
+    **{f"ch08_clip_{name}": Entry("ch08_vae_variants", lambda: {"model": V.mlp_vae(20, (200,))}, neg_elbo, ELBO, 0.01)
+       for name in ("sgd_50", "adam_0", "adam_50")},
+    "ch08_faces": Entry("ch08_vae_variants",
+                        lambda: {"model": V.conv_vae(z_dim=16, channels=(16, 32), hidden=128, shape=(1, 25, 25))},
+                        lambda m: neg_elbo(m, _test_faces), "test -ELBO in nats, the 10 held-out faces", 0.01),
+}
+ENTRIES.update(CH08)
+
+
+def run_chapter(chapter: str, names: list[str], out: Path) -> float:
+    """Execute ``notebooks/<chapter>.ipynb`` in full mode, training ``names``; return seconds."""
+    env = {**os.environ, "COURSE_FAST": "0", "COURSE_RETRAIN": ",".join(names),
+           pretrained.SHIP_ENV: str(out), "COURSE_CHECKPOINTS": str(out / "checkpoints"),
+           "COURSE_PROGRESS": "text"}
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+         "--ExecutePreprocessor.timeout=7200", "--output-dir", str(out), str(ROOT / "notebooks" / f"{chapter}.ipynb")],
+        env=env, check=True,
+    )
+    return time.perf_counter() - t0
+
+
+def ship(name: str, found: Path, chapter_seconds: float) -> dict:
+    """Copy run ``name``'s weights from ``found`` into the package, measure them, and return
+    their manifest entry."""
     entry = ENTRIES[name]
-    utils.seed_everything(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = Path(tmp) / f"{name}.pt"
-        t0 = time.perf_counter()
-        modules = entry.train(checkpoint)
-        seconds = time.perf_counter() - t0
-        state = utils.load_checkpoint(checkpoint)
-    pretrained.WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+    if not found.is_file():
+        raise SystemExit(f"{entry.chapter} did not write {found.name}: does it still train a run "
+                         f"with shipped={name!r} in full mode?")
+    state = utils.load_checkpoint(found)
     path = pretrained.WEIGHTS_DIR / f"{name}.pt"
-    utils.save_checkpoint(path, export_weights(state))
-    value = entry.measure(modules)
-    print(f"{name}: {state['step']} steps in {seconds:.0f} s, {entry.metric} = {value:.3f}, "
+    pretrained.WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+    utils.save_checkpoint(path, export_weights(state))  # atomic
+    value = entry.measure(load(name, entry))
+    print(f"{name}: {state['step']} steps in {state['elapsed']:.0f} s, {entry.metric} = {value:.3f}, "
           f"{path.stat().st_size / 1e6:.1f} MB")
     return {
         "file": path.name, "sha256": pretrained.sha256(path), "chapter": entry.chapter,
         "command": f"python tools/train_weights.py {name}", "config": state["config"], "seed": state["seed"],
-        "steps": state["step"], "train_seconds": round(seconds, 1),
+        "steps": state["step"], "train_seconds": round(state["elapsed"], 1),
+        "chapter_seconds": round(chapter_seconds, 1),
         "metric": {"name": entry.metric, "value": value, "tolerance": entry.tolerance},
         "torch": torch.__version__,
     }
 
 
+def remeasure(name: str, entry: dict) -> dict:
+    """Rewrite shipped run ``name`` in the current shipped format (``train.export_weights``)
+    without training, and measure it again: its manifest entry with the new SHA-256 and metric."""
+    path = pretrained.WEIGHTS_DIR / entry["file"]
+    utils.save_checkpoint(path, export_weights(utils.load_checkpoint(path)))
+    value = ENTRIES[name].measure(load(name))
+    print(f"{name}: {entry['metric']['value']:.3f} -> {value:.3f}, {path.stat().st_size / 1e6:.1f} MB")
+    return {**entry, "sha256": pretrained.sha256(path), "metric": {**entry["metric"], "value": value},
+            "torch": torch.__version__}
+
+
+def _write(manifest: dict) -> None:
+    text = json.dumps(dict(sorted(manifest.items())), indent=1, sort_keys=True) + "\n"
+    utils.atomic_write(pretrained.MANIFEST, lambda f: f.write(text.encode()))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help=f"entries to train (default: all of {sorted(ENTRIES)})")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="train nothing: rewrite the shipped files in the current format and measure them again")
     args = parser.parse_args(argv)
-    os.environ["COURSE_FAST"] = "0"  # full sizes: the weights the default mode loads
-    os.environ["COURSE_RETRAIN"] = "1"  # never start from the weights being replaced
     unknown = sorted(set(args.names) - set(ENTRIES))
     if unknown:
         sys.exit(f"unknown entries {unknown}; the entries are {sorted(ENTRIES)}")
-    found = pretrained.manifest()
-    for name in args.names or sorted(ENTRIES):
-        found[name] = ship(name)
-        text = json.dumps(dict(sorted(found.items())), indent=1, sort_keys=True) + "\n"
-        utils.atomic_write(pretrained.MANIFEST, lambda f, t=text: f.write(t.encode()))
+    names = args.names or sorted(ENTRIES)
+    manifest = pretrained.manifest()
+    if args.remeasure:
+        for name in names:
+            manifest[name] = remeasure(name, manifest[name])
+            _write(manifest)
+        return
+    for chapter in sorted({ENTRIES[n].chapter for n in names}):
+        todo = [n for n in names if ENTRIES[n].chapter == chapter]
+        with tempfile.TemporaryDirectory() as tmp:
+            seconds = run_chapter(chapter, todo, Path(tmp))
+            for name in todo:
+                manifest[name] = ship(name, Path(tmp) / f"{name}.pt", seconds)
+                _write(manifest)
 
 
 if __name__ == "__main__":
