@@ -112,8 +112,8 @@ ax.legend()
 # mirror image in the decoder, SiLU activations, 32 latent dimensions, a learning rate that warms
 # up and then decays along a cosine over the run, and random one-pixel shifts of the
 # training digits (data augmentation: with only 4,000 images, a VAE overfits within minutes).
-# Full mode trains it for 18,000 steps (about 5 minutes on two cores; the default mode loads the
-# shipped result), fast mode for 200. A budget in steps, not seconds, makes the run the same on a
+# Full mode trains it for 18,000 steps (the cell prints how long the training took; the default
+# mode loads the shipped result), fast mode for 200. A budget in steps, not seconds, makes the run the same on a
 # busy machine as on an idle one, and a resumed run the same as an uninterrupted one.
 # `benchmarks/bench_vae.py` compares it with the MLP above at equal wall time.
 
