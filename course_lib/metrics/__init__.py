@@ -47,13 +47,13 @@ from .knn import (
     nearest_distances,
     precision_recall,
 )
-from .toy import ModeCoverage, mode_coverage
+from .toy import ModeCoverage, ModeStatistics, mode_coverage, mode_statistics
 
 __all__ = [
-    "BaselineFD", "DensityCoverage", "DiscriminatorReport", "FIDInfinity", "ModeCoverage",
+    "BaselineFD", "DensityCoverage", "DiscriminatorReport", "FIDInfinity", "ModeCoverage", "ModeStatistics",
     "coverage_expectation", "density_coverage", "discriminator_metrics", "fid", "fid_infinity",
     "fid_nuclear", "frechet_distance", "generator_fid", "frechet_distance_eigvals", "frechet_distance_sqrtm",
     "gaussian_stats", "inception_score", "kid", "knn_radii", "memorisation_rate", "mmd2_unbiased",
-    "mode_coverage", "nearest_distances", "polynomial_kernel", "precision_recall", "psd_factor",
+    "mode_coverage", "mode_statistics", "nearest_distances", "polynomial_kernel", "precision_recall", "psd_factor",
     "trace_sqrt_product",
 ]

@@ -1,0 +1,225 @@
+"""GANs on the 2-D ring and grid mixtures, with the remedies for mode collapse (chapter 5).
+
+:func:`train_toy_gan` trains one of the chapter's methods on :func:`course_lib.data.toy_mixture`
+data with :class:`course_lib.train.Run` (budgets, checkpoints, NaN refusal) and returns a
+:class:`ToyGAN` with ``sample(n) -> (n, 2)``. The methods (:data:`METHODS`) differ only in the
+loss, the critic's constraint, the critic's input and the latent:
+
+* ``vanilla``: the non-saturating GAN of chapter 2 (Goodfellow et al., 2014);
+* ``wgan-gp``: Wasserstein loss, gradient penalty λ = 10, five critic steps per generator
+  step, Adam(β = (0.5, 0.9)) as in Gulrajani et al. (2017);
+* ``sngan``: hinge loss and spectral normalisation of the critic (Miyato et al., 2018);
+* ``r1``: non-saturating loss with the R1 penalty (Mescheder et al., 2018);
+* ``pacgan4``: non-saturating loss, the discriminator judges packs of 4 samples (Lin et al., 2018);
+* ``mixture``: a latent that is a uniform mixture of ``K`` one-hot codes with Gaussian noise
+  (a disconnected latent: a continuous generator of a connected latent must put mass between
+  disconnected modes), with packing as ``pacgan4``;
+* ``r1-drs``: ``r1``, then discriminator rejection sampling (Azadi et al., 2019) with a
+  density-ratio discriminator fitted to the trained generator (:meth:`ToyGAN.fit_ratio`).
+
+Scores: :func:`course_lib.metrics.mode_coverage` and :func:`course_lib.metrics.mode_statistics`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import gan_stabilise as S
+from .data import toy_mixture
+from .gan import d_loss, g_loss_nonsaturating, r1_penalty
+from .train import Run, optimizer_step, validate_budget
+
+
+@dataclass(frozen=True)
+class ToyGANConfig:
+    """The settings of one toy-GAN method (frozen: variants with ``dataclasses.replace``)."""
+
+    loss: str = "ns"  # "ns" (non-saturating), "wgan" (Wasserstein) or "hinge"
+    gp: float = 0.0  # WGAN-GP weight lambda
+    r1_gamma: float = 0.0
+    spectral_norm: bool = False
+    pack: int = 1  # PacGAN degree m
+    components: int = 0  # K one-hot latent codes (0: a plain Gaussian latent)
+    n_critic: int = 1
+    latent_dim: int = 2
+    hidden: int = 256
+    depth: int = 3
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.999)
+    batch_size: int = 256
+    ratio_steps: int = 0  # > 0: then fit a density-ratio D for rejection sampling (ToyGAN.fit_ratio)
+
+
+METHODS: dict[str, ToyGANConfig] = {
+    "vanilla": ToyGANConfig(),
+    "wgan-gp": ToyGANConfig(loss="wgan", gp=10.0, n_critic=5, lr=1e-4, betas=(0.5, 0.9)),
+    "sngan": ToyGANConfig(loss="hinge", spectral_norm=True, lr=2e-4, betas=(0.0, 0.9)),
+    "r1": ToyGANConfig(r1_gamma=0.1),
+    "pacgan4": ToyGANConfig(pack=4),
+    "mixture": ToyGANConfig(pack=4, components=64),
+    "r1-drs": ToyGANConfig(r1_gamma=0.1, ratio_steps=1000),
+}
+
+
+def _mlp(d_in: int, d_out: int, hidden: int, depth: int, act: type[nn.Module]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        layers += [nn.Linear(d_in if i == 0 else hidden, hidden), act()]
+    return nn.Sequential(*layers, nn.Linear(hidden, d_out))
+
+
+class ToyGenerator(nn.Module):
+    """MLP from a latent to R^2. With ``components = K > 0`` the latent is a one-hot code
+    ``k ~ U{0..K-1}`` concatenated with ``z ~ N(0, I)``: a disconnected latent space."""
+
+    def __init__(self, latent_dim: int = 2, hidden: int = 256, depth: int = 3, components: int = 0):
+        super().__init__()
+        self.latent_dim, self.components = latent_dim, components
+        self.net = _mlp(latent_dim + components, 2, hidden, depth, nn.ReLU)
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        z = torch.randn(n, self.latent_dim, generator=generator)  # (n, latent_dim)
+        if self.components:
+            k = torch.randint(self.components, (n,), generator=generator)
+            z = torch.cat([z, F.one_hot(k, self.components).float()], dim=1)  # (n, latent_dim + K)
+        return z.to(next(self.parameters()).device)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)  # (n, 2)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        was = self.training
+        self.eval()
+        x = self(self.sample_latent(n, generator)).cpu()
+        self.train(was)
+        return x
+
+
+class ToyCritic(nn.Module):
+    """MLP from ``pack`` points of R^2 (concatenated, :func:`gan_stabilise.pack`) to one score."""
+
+    def __init__(self, pack: int = 1, hidden: int = 256, depth: int = 3, spectral_norm: bool = False):
+        super().__init__()
+        self.pack = pack
+        self.net = _mlp(2 * pack, 1, hidden, depth, lambda: nn.LeakyReLU(0.2))
+        if spectral_norm:
+            S.spectral_normalise(self.net)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 2) -> (B // pack,)
+        return self.net(S.pack(x, self.pack)).squeeze(1)
+
+
+class ToyGAN:
+    """A trained toy GAN: ``sample(n)`` draws ``(n, 2)`` points; ``run`` is its training run."""
+
+    def __init__(self, G: ToyGenerator, D: ToyCritic, run: Run, kind: str, method: str):
+        self.G, self.D, self.run, self.kind, self.method = G, D, run, kind, method
+        self.ratio: ToyCritic | None = None  # the discriminator rejection sampling uses
+
+    def fit_ratio(self, data: torch.Tensor, steps: int = 1000, batch_size: int = 512, lr: float = 1e-3,
+                  seed: int = 0) -> ToyCritic:
+        r"""Train a copy of D, the generator fixed, with the plain logistic loss and no penalty,
+        until its logit estimates :math:`\log p_\text{data}/p_g` (Azadi et al., 2019, keep
+        training D after G for the same reason; a penalised D is too smooth to reject the
+        samples between modes)."""
+        import copy
+
+        ratio = copy.deepcopy(self.D).train()
+        if ratio.pack != 1:
+            raise ValueError("rejection sampling needs a discriminator of single samples (pack=1)")
+        opt = torch.optim.Adam(ratio.parameters(), lr=lr, betas=(0.5, 0.999))
+        gen = torch.Generator().manual_seed(seed)
+        for _ in range(steps):
+            real = data[torch.randint(len(data), (batch_size,), generator=gen)]
+            fake = self.G.sample(batch_size, gen)
+            optimizer_step(d_loss(ratio(real), ratio(fake)), opt, name="loss_d")
+        self.ratio = ratio.eval()
+        return self.ratio
+
+    def sample(self, n: int, seed: int | None = None, rejection: bool | None = None) -> torch.Tensor:
+        r"""``n`` points ``(n, 2)``. ``rejection=True``: discriminator rejection sampling
+        (Azadi et al., 2019): with the non-saturating loss, D's logit estimates
+        :math:`\log p_\text{data}(x) / p_g(x)`, so a proposal ``x ~ p_g`` accepted with probability
+        :math:`\exp(l(x) - l_\max)` is a sample of :math:`p_\text{data}` where the estimate is right."""
+        gen = None if seed is None else torch.Generator().manual_seed(seed)
+        if rejection is None:  # by default when the method fitted a ratio estimate
+            rejection = self.ratio is not None
+        if not rejection:
+            return self.G.sample(n, gen)
+        if self.ratio is None:
+            raise RuntimeError("call fit_ratio(data) first: rejection needs D's density-ratio estimate")
+        with torch.no_grad():
+            proposals = self.G.sample(max(20 * n, 10_000), gen)  # (N, 2)
+            logits = self.ratio(proposals)  # (N,)
+            u = torch.rand(len(logits), generator=gen)
+            keep = proposals[u < torch.exp(logits - logits.max())]
+        if len(keep) < n:
+            return torch.cat([keep, self.sample(n - len(keep), None if seed is None else seed + 1, True)])
+        return keep[:n]
+
+
+def _losses(cfg: ToyGANConfig):
+    if cfg.loss == "ns":
+        return d_loss, g_loss_nonsaturating
+    if cfg.loss == "wgan":
+        return S.wasserstein_d_loss, S.wasserstein_g_loss
+    if cfg.loss == "hinge":
+        return S.hinge_d_loss, S.hinge_g_loss
+    raise ValueError(f"loss={cfg.loss!r}: choose 'ns', 'wgan' or 'hinge'")
+
+
+def train_toy_gan(
+    kind: str, seconds: float | None = None, seed: int = 0, method: str = "mixture", *,
+    steps: int | None = None, config: ToyGANConfig | None = None, n_data: int = 100_000,
+    shipped: str | None = None, desc: str | None = None,
+) -> ToyGAN:
+    """Train ``method`` (a key of :data:`METHODS`, or ``config``) on the ``kind`` mixture
+    (``"ring"`` or ``"grid"``, :func:`course_lib.data.toy_mixture`) for ``seconds`` of
+    training time or ``steps`` generator steps (chapter 5). ``n_data`` training points are
+    drawn once (seed ``seed``); ``shipped`` names shipped weights (:mod:`course_lib.pretrained`)."""
+    validate_budget(steps=steps, seconds=seconds)
+    if config is None:
+        if method not in METHODS:
+            raise ValueError(f"method={method!r}: choose one of {sorted(METHODS)}")
+        config = METHODS[method]
+    cfg = config
+    d_fn, g_fn = _losses(cfg)
+    torch.manual_seed(seed)
+    data = toy_mixture(kind, n_data, seed=seed).samples  # (n_data, 2)
+    G = ToyGenerator(cfg.latent_dim, cfg.hidden, cfg.depth, cfg.components)
+    D = ToyCritic(cfg.pack, cfg.hidden, cfg.depth, cfg.spectral_norm)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)
+    run = Run({"generator": G, "discriminator": D}, {"g": opt_g, "d": opt_d},
+              config={**dataclasses.asdict(cfg), "kind": kind, "n_data": n_data}, seed=seed, shipped=shipped)
+    run.resume()
+    b = cfg.batch_size
+
+    def step(batch):
+        real_all = batch[0]  # (n_critic * b, 2)
+        for i in range(cfg.n_critic):
+            real = real_all[i * b : (i + 1) * b].requires_grad_(cfg.r1_gamma > 0)
+            fake = G(G.sample_latent(b)).detach()
+            real_scores = D(real)
+            loss = d_fn(real_scores, D(fake))
+            if cfg.gp:
+                loss = loss + cfg.gp * S.gradient_penalty(D, real, fake)
+            if cfg.r1_gamma:
+                loss = loss + 0.5 * cfg.r1_gamma * r1_penalty(real_scores, real)
+            optimizer_step(loss, opt_d, name="loss_d")
+        loss_g = g_fn(D(G(G.sample_latent(b))))
+        optimizer_step(loss_g, opt_g, name="loss_g")
+        return {"loss_d": loss.item(), "loss_g": loss_g.item()}
+
+    run.fit(step, (data,), b * cfg.n_critic, steps=steps, seconds=seconds, desc=desc or f"{method} on {kind}")
+    G.eval()
+    model = ToyGAN(G, D, run, kind, method)
+    if cfg.ratio_steps:
+        model.fit_ratio(data, steps=cfg.ratio_steps, seed=seed)
+    return model

@@ -1,0 +1,46 @@
+"""Chapter 5's toy GANs train on the shared mechanism; the mode statistics against the truth."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib import data, metrics, toy_gan
+
+
+@pytest.mark.parametrize("method", sorted(toy_gan.METHODS))
+def test_every_method_trains_and_samples(method):
+    model = toy_gan.train_toy_gan("ring", steps=3, method=method, n_data=4096)
+    x = model.sample(100, seed=0)
+    assert x.shape == (100, 2) and torch.isfinite(x).all()
+    assert torch.equal(x, model.sample(100, seed=0))
+    assert model.run.step == 3
+
+
+def test_unknown_method_and_bad_budget_are_errors():
+    with pytest.raises(ValueError, match="method='gan'"):
+        toy_gan.train_toy_gan("ring", steps=1, method="gan")
+    with pytest.raises(ValueError):
+        toy_gan.train_toy_gan("ring", seconds=float("nan"))
+
+
+def test_the_mixture_latent_is_disconnected():
+    G = toy_gan.ToyGenerator(latent_dim=2, components=5)
+    z = G.sample_latent(1000, torch.Generator().manual_seed(0))
+    codes = z[:, 2:]
+    assert z.shape == (1000, 7) and torch.equal(codes.sum(1), torch.ones(1000))
+    assert set(codes.argmax(1).tolist()) == set(range(5))
+
+
+def test_mode_statistics_of_the_true_mixture_and_of_the_classic_failures():
+    mix = data.toy_mixture("grid", 25_000, seed=0)
+    truncated = math.sqrt((1 - 5.5 * math.exp(-4.5)) / (1 - math.exp(-4.5)))  # 0.974
+    stats = metrics.mode_statistics(mix.samples, mix.centres, mix.std)
+    assert abs(stats.spread - truncated) < 0.02 and stats.kl_uniform < 0.01
+    on_centres = mix.centres[torch.randint(25, (1000,))]  # samples piled onto the modes
+    assert metrics.mode_statistics(on_centres, mix.centres, mix.std).spread < 1e-9
+    one_mode = mix.samples[(mix.samples - mix.centres[0]).norm(dim=1) < 0.1]
+    assert np.isclose(metrics.mode_statistics(one_mode, mix.centres, mix.std).kl_uniform, math.log(25))
+    with pytest.raises(ValueError, match="no high-quality"):
+        metrics.mode_statistics(torch.full((10, 2), 1.0), mix.centres, mix.std)
