@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,13 @@ SHIP_ENV = "COURSE_SHIP_DIR"
 def retrain(name: str | None = None) -> bool:
     """Whether ``COURSE_RETRAIN`` asks to train run ``name`` instead of loading its shipped
     weights: ``1`` for every run, or a comma-separated list of run names (``ch07_z2,ch08_cvae``)."""
-    names = [v.strip() for v in os.environ.get(RETRAIN_ENV, "").split(",")]
-    if len(names) > 1 or names[0].startswith("ch"):
-        if not all(n.isidentifier() for n in names):
-            raise ValueError(f"{RETRAIN_ENV}={os.environ[RETRAIN_ENV]!r}: use 1, 0 or run names separated by commas")
-        return name in names
-    return env_flag(RETRAIN_ENV, "train", "load shipped weights")
+    value = os.environ.get(RETRAIN_ENV, "").strip()
+    if not value.lower().startswith("ch"):  # 1/0/true/false/...: every run (an unknown word is an error)
+        return env_flag(RETRAIN_ENV, "train", "load shipped weights")
+    names = [v.strip() for v in value.split(",")]
+    if not all(re.fullmatch(r"ch\d\d_\w+", n) for n in names):  # run names: ch07_z2, ...
+        raise ValueError(f"{RETRAIN_ENV}={value!r}: use 1, 0 or run names (ch07_z2,...) separated by commas")
+    return name in names
 
 
 def record(name: str, state: dict[str, Any]) -> Path | None:

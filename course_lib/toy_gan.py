@@ -175,7 +175,7 @@ def _losses(cfg: ToyGANConfig):
 
 
 def train_toy_gan(
-    kind: str, seconds: float | None = None, seed: int = 0, method: str = "mixture", *,
+    kind: str, seconds: float | None = None, seed: int = 0, method: str = "vanilla", *,
     steps: int | None = None, config: ToyGANConfig | None = None, n_data: int = 100_000,
     shipped: str | None = None, desc: str | None = None,
 ) -> ToyGAN:

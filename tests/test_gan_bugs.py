@@ -182,9 +182,8 @@ def _fid_of(G) -> float:
     from course_lib import features, metrics
 
     clf = features.load_mnist_classifier()
-    fake = G.sample(500, generator=torch.Generator().manual_seed(1))
-    real = load_mnist("test").data[:500]
-    return metrics.fid(features.extract(clf, fake), features.extract(clf, real))
+    real = features.extract(clf, load_mnist("test").data[:500])
+    return metrics.generator_fid(G, real, clf, n=500, seed=1)
 
 
 def _fid_after_init() -> float:

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.utils.parametrize  # noqa: F401
 
 from course_lib import data, metrics, toy_gan
 
@@ -16,6 +17,11 @@ def test_every_method_trains_and_samples(method):
     assert x.shape == (100, 2) and torch.isfinite(x).all()
     assert torch.equal(x, model.sample(100, seed=0))
     assert model.run.step == 3
+    cfg = toy_gan.METHODS[method]  # the method's settings reach the models
+    assert model.D.net[0].in_features == 2 * cfg.pack
+    assert torch.nn.utils.parametrize.is_parametrized(model.D.net[0]) == cfg.spectral_norm
+    assert model.G.net[0].in_features == cfg.latent_dim + cfg.components
+    assert (model.ratio is not None) == bool(cfg.ratio_steps)
 
 
 def test_unknown_method_and_bad_budget_are_errors():

@@ -25,6 +25,13 @@ def mode_coverage(samples: ArrayLike, centres: ArrayLike, std: float, threshold:
 
     For samples of the true 2-D mixture, :math:`P(\lVert x - c\rVert \le 3\sigma) = 1 - e^{-9/2} \approx 98.9\%`.
     """
+    _, _, nearest, hq = _nearest_modes(samples, centres, std, threshold)
+    return ModeCoverage(int(np.unique(nearest[hq]).size), float(hq.mean()))
+
+
+def _nearest_modes(samples: ArrayLike, centres: ArrayLike, std: float, threshold: float):
+    """Samples and centres as float64 arrays, each sample's nearest centre, and whether it is
+    high quality (within ``threshold * std`` of that centre): the protocol's one computation."""
     x = _as_float64(samples, "samples")
     c = _as_float64(centres, "centres")
     if x.ndim != 2 or c.ndim != 2 or x.shape[1] != c.shape[1]:
@@ -37,8 +44,7 @@ def mode_coverage(samples: ArrayLike, centres: ArrayLike, std: float, threshold:
 
     dist = cdist(x, c)  # (n, K) Euclidean distances to the centres
     nearest = dist.argmin(1)
-    hq = dist[np.arange(len(x)), nearest] <= threshold * std
-    return ModeCoverage(int(np.unique(nearest[hq]).size), float(hq.mean()))
+    return x, c, nearest, dist[np.arange(len(x)), nearest] <= threshold * std
 
 
 class ModeStatistics(NamedTuple):
@@ -61,17 +67,7 @@ def mode_statistics(samples: ArrayLike, centres: ArrayLike, std: float, threshol
       (Lin et al., 2018, report it as the reverse KL); 0 when every mode gets the same share,
       :math:`\log K` when one mode gets all.
     """
-    x = _as_float64(samples, "samples")
-    c = _as_float64(centres, "centres")
-    if x.ndim != 2 or c.ndim != 2 or x.shape[1] != c.shape[1]:
-        raise ValueError(f"samples (n, D) and centres (K, D) must agree; got {x.shape} and {c.shape}")
-    if not std > 0 or not threshold > 0:
-        raise ValueError(f"std and threshold must be positive; got std={std}, threshold={threshold}")
-    from scipy.spatial.distance import cdist
-
-    dist = cdist(x, c)  # (n, K)
-    nearest = dist.argmin(1)
-    hq = dist[np.arange(len(x)), nearest] <= threshold * std
+    x, c, nearest, hq = _nearest_modes(samples, centres, std, threshold)
     if not hq.any():
         raise ValueError("no high-quality sample: the spread and the mode histogram are undefined")
     offsets = x[hq] - c[nearest[hq]]  # (n_hq, D)
