@@ -9,7 +9,9 @@ Losses take critic outputs (unbounded scores, "logits"), like :mod:`course_lib.g
 * spectral normalisation (Miyato et al., 2018): :func:`spectral_normalise`, through
   ``torch.nn.utils.parametrizations.spectral_norm``;
 * PacGAN packing (Lin et al., 2018): :func:`pack`; the minibatch standard deviation layer
-  (Karras et al., 2018): :class:`MinibatchStd`.
+  (Karras et al., 2018): :class:`MinibatchStd`;
+* the unrolled GAN (Metz et al., 2017): :func:`unrolled_critic`, the critic after k steps of
+  its own optimisation, differentiable in the generator's samples.
 
 The R1 penalty (Mescheder et al., 2018) is :func:`course_lib.gan.r1_penalty`.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.nn.utils.parametrizations import spectral_norm
 
 
@@ -136,3 +139,30 @@ class MinibatchStd(nn.Module):
         groups = x.reshape(b // g, g, -1)  # (B/g, g, d)
         std = groups.var(dim=1, unbiased=False).add(1e-8).sqrt().mean(dim=1)  # (B/g,)
         return torch.cat([x.flatten(1), std.repeat_interleave(g)[:, None]], dim=1)  # (B, d + 1)
+
+
+def unrolled_critic(
+    critic: nn.Module, d_loss_fn, real: torch.Tensor, fake: torch.Tensor, k: int = 5, lr: float = 1e-3,
+):
+    r"""The critic unrolled ``k`` steps ahead, as a function (Metz et al., 2017, eq. 5-7).
+
+    Starting from the critic's parameters :math:`\theta_D^0`, take ``k`` gradient steps on
+    ``d_loss_fn(critic(real), critic(fake))``,
+
+    .. math:: \theta_D^{i+1} = \theta_D^i - \eta\,\nabla_{\theta_D}\mathcal L_D(\theta_D^i, G),
+
+    keeping the graph (``create_graph=True``), so that a generator loss on the returned
+    function, :math:`f(\,\cdot\,; \theta_D^k)`, is differentiated *through* the critic's
+    response to the generator: the generator sees where D will move, and a G step that piles
+    onto one mode (which D would punish next) no longer pays. ``fake`` must keep its graph to
+    G. The steps are plain gradient descent (the paper unrolls Adam); the critic module's own
+    parameters are not changed. Returns ``f(x) -> scores`` for ``functional_call``.
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1 unrolling step, got {k}")
+    params = dict(critic.named_parameters())
+    for _ in range(k):
+        loss = d_loss_fn(functional_call(critic, params, (real,)), functional_call(critic, params, (fake,)))
+        grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
+        params = {name: p - lr * g for (name, p), g in zip(params.items(), grads)}
+    return lambda x: functional_call(critic, params, (x,))

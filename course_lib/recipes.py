@@ -5,7 +5,8 @@ Each recipe's settings are a frozen dataclass (:class:`GANConfig`, :class:`VAECo
 an error naming the valid ones. Each trains on the embedded data by default, on
 :class:`course_lib.train.Run` (exact resume from a checkpoint), and is measured against a
 classic baseline by a script in ``benchmarks/``: ``train_mnist_gan`` (chapter 4,
-``benchmarks/bench_gan.py``) and ``train_mnist_vae`` (chapter 7, ``benchmarks/bench_vae.py``).
+``benchmarks/bench_gan.py``), ``train_mnist_vae`` (chapter 7, ``benchmarks/bench_vae.py``) and
+``train_toy_gan`` (chapter 5, ``benchmarks/bench_toy_gan.py``).
 """
 
 from __future__ import annotations
@@ -269,3 +270,17 @@ def train_mnist_vae(
     vae.history = run.history
     return vae
 
+
+
+# =========================================================================================
+# The 2-D GAN recipe (chapter 5) -- benchmarked by benchmarks/bench_toy_gan.py
+# =========================================================================================
+
+
+def train_toy_gan(kind: str, seconds: float | None = None, seed: int = 0, method: str = "recipe", **kwargs):
+    """Chapter 5's GANs on the ring or the grid: :func:`course_lib.toy_gan.train_toy_gan`,
+    with the course's recipe by default; ``method`` names any of :data:`course_lib.toy_gan.METHODS`.
+    Returns a :class:`course_lib.toy_gan.ToyGAN`, whose ``sample(n)`` is ``(n, 2)``."""
+    from .toy_gan import train_toy_gan as train
+
+    return train(kind, seconds, seed, method, **kwargs)

@@ -112,3 +112,51 @@ def test_minibatch_std_appends_the_batch_spread():
     assert same[:, 5].max() < 1e-3
     grouped = S.MinibatchStd(group=4)(x)
     assert torch.allclose(grouped[:4, 5], x[:4].std(0, unbiased=False).mean().expand(4), atol=1e-6)
+
+
+def _tiny_critic():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1), nn.Flatten(0)).double()
+
+
+def test_unrolled_critic_is_k_gradient_steps_and_leaves_the_critic_unchanged():
+    from course_lib.gan import d_loss
+
+    critic, real, fake = _tiny_critic(), torch.randn(16, 2).double(), torch.randn(16, 2).double()
+    before = [p.clone() for p in critic.parameters()]
+    f = S.unrolled_critic(critic, d_loss, real, fake, k=2, lr=0.1)
+    stepped = _tiny_critic()  # the same critic, stepped twice by hand with SGD
+    opt = torch.optim.SGD(stepped.parameters(), lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        d_loss(stepped(real), stepped(fake)).backward()
+        opt.step()
+    x = torch.randn(5, 2).double()
+    assert torch.allclose(f(x), stepped(x))
+    assert all(torch.equal(a, b) for a, b in zip(before, critic.parameters()))
+    with pytest.raises(ValueError, match="k must be"):
+        S.unrolled_critic(critic, d_loss, real, fake, k=0)
+
+
+def test_unrolled_generator_gradient_goes_through_the_critics_response():
+    """The generator's gradient is the derivative of the whole unrolled loss (checked by finite
+    differences); unrolling on detached fakes (the classic bug) drops the look-ahead term."""
+    from course_lib.gan import d_loss, g_loss_nonsaturating
+
+    critic, real = _tiny_critic(), torch.randn(16, 2).double()
+    fake = torch.randn(16, 2).double().requires_grad_(True)
+
+    def loss(fakes, detach=False):
+        f = S.unrolled_critic(critic, d_loss, real, fakes.detach() if detach else fakes, k=3, lr=0.5)
+        return g_loss_nonsaturating(f(fakes))
+
+    (grad,) = torch.autograd.grad(loss(fake), fake)
+    numeric = torch.zeros_like(fake)
+    for i in range(fake.shape[0]):
+        for j in range(2):
+            e = torch.zeros_like(fake)
+            e[i, j] = 1e-6
+            numeric[i, j] = (loss(fake + e) - loss(fake - e)).item() / 2e-6
+    assert torch.allclose(grad, numeric, atol=1e-7)
+    (wrong,) = torch.autograd.grad(loss(fake, detach=True), fake)
+    assert not torch.allclose(wrong, numeric, atol=1e-4)

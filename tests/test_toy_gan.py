@@ -18,7 +18,9 @@ def test_every_method_trains_and_samples(method):
     assert torch.equal(x, model.sample(100, seed=0))
     assert model.run.step == 3
     cfg = toy_gan.METHODS[method]  # the method's settings reach the models
-    assert model.D.net[0].in_features == 2 * cfg.pack
+    assert model.D.net[0].in_features == (2 * cfg.hidden if cfg.fourier else 2) * cfg.pack
+    assert (model.D.features is not None) == bool(cfg.fourier)
+    assert (model.G.offsets is not None) == cfg.offsets
     assert torch.nn.utils.parametrize.is_parametrized(model.D.net[0]) == cfg.spectral_norm
     assert model.G.net[0].in_features == cfg.latent_dim + cfg.components
     assert (model.ratio is not None) == bool(cfg.ratio_steps)
