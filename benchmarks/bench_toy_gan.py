@@ -2,6 +2,10 @@
 
     python benchmarks/bench_toy_gan.py                                  # every method, 5 seeds, 60 s each
     python benchmarks/bench_toy_gan.py --methods vanilla r1 --seeds 0 1 --seconds 30
+    python benchmarks/bench_toy_gan.py --save course_lib/assets/bench/toy_gan.pt   # keep the samples (toy_gan.BENCHMARK)
+
+``--save`` adds each run's 2,500 samples, steps and settings to a file (merged with what it
+holds), which chapter 5 scores with the same metrics to print its table.
 
 Each run trains ``course_lib.toy_gan.train_toy_gan(kind, seconds, seed, method)`` and draws
 2,500 samples. ``metrics.mode_coverage``: a sample is high quality within 3 sigma of its
@@ -30,9 +34,11 @@ import torch
 from course_lib import data, metrics, toy_gan
 
 
-def score(kind: str, method: str, seconds: float, seed: int) -> tuple[float, float, float, float, int]:
+def score(kind: str, method: str, seconds: float, seed: int, saved: dict | None = None):
     model = toy_gan.train_toy_gan(kind, seconds=seconds, seed=seed, method=method, desc=f"{method} {kind} s{seed}")
     x = model.sample(2500, seed=10_000 + seed)
+    if saved is not None:
+        saved[f"{kind}/{method}/{seed}"] = {"samples": x.half(), "steps": model.run.step, "seconds": seconds}
     mix = data.toy_mixture(kind, 1)
     cov = metrics.mode_coverage(x, mix.centres, mix.std)
     try:
@@ -55,7 +61,11 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--save", default=None, help="add the samples to this file (chapter 5 reads it)")
     args = parser.parse_args()
+    saved = None
+    if args.save:
+        saved = torch.load(args.save, weights_only=True)["runs"] if os.path.exists(args.save) else {}
     torch.set_num_threads(args.threads)
     print(f"{platform.processor() or platform.machine()}, {args.threads} torch threads, "
           f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {args.seconds:g} s per run")
@@ -64,7 +74,12 @@ def main() -> None:
     results = {}
     for kind in args.kinds:
         for method in args.methods:
-            rows = [score(kind, method, args.seconds, s) for s in args.seeds]
+            rows = [score(kind, method, args.seconds, s, saved) for s in args.seeds]
+            if saved is not None:  # after each row, atomically: an interrupted run keeps what it made
+                os.makedirs(os.path.dirname(os.path.abspath(args.save)), exist_ok=True)
+                meta = {"machine": f"{platform.machine()}, {args.threads} torch threads", "sample_seed": "10000 + seed"}
+                torch.save({"runs": saved, "meta": meta}, args.save + ".tmp")
+                os.replace(args.save + ".tmp", args.save)
             results[kind, method] = rows
             cols = list(zip(*rows))
             print(f"{method:10s} {kind:5s} {mean_se(cols[0]):>12s} {mean_se(cols[1]):>14s} "

@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -74,6 +75,7 @@ class ToyGANConfig:
     ratio_steps: int = 0  # > 0: then fit a density-ratio D for rejection sampling (ToyGAN.fit_ratio)
 
 
+BENCHMARK = Path(__file__).parent / "assets" / "bench" / "toy_gan.pt"  # benchmarks/bench_toy_gan.py --save
 GAN_SHARE = 0.85  # of a time budget, the GAN's share when a method also fits a ratio D
 
 METHODS: dict[str, ToyGANConfig] = {
@@ -243,6 +245,16 @@ class ToyGAN:
                            "with rejection=False)")
 
 
+def build_models(cfg: ToyGANConfig, data: torch.Tensor | None = None) -> tuple[ToyGenerator, ToyCritic]:
+    """The generator and critic of ``cfg``; the offsets start at random rows of ``data``
+    (zeros without data: for loading trained weights)."""
+    offsets = None
+    if cfg.offsets:
+        offsets = torch.zeros(cfg.components, 2) if data is None else data[torch.randint(len(data), (cfg.components,))]
+    G = ToyGenerator(cfg.latent_dim, cfg.hidden, cfg.depth, cfg.components, offsets)
+    return G, ToyCritic(cfg.pack, cfg.hidden, cfg.depth, cfg.spectral_norm, cfg.fourier)
+
+
 def _losses(cfg: ToyGANConfig):
     if cfg.loss == "ns":
         return d_loss, g_loss_nonsaturating
@@ -256,12 +268,14 @@ def _losses(cfg: ToyGANConfig):
 def train_toy_gan(
     kind: str, seconds: float | None = None, seed: int = 0, method: str = "vanilla", *,
     steps: int | None = None, config: ToyGANConfig | None = None, n_data: int = 100_000,
-    shipped: str | None = None, desc: str | None = None,
+    shipped: str | None = None, desc: str | None = None, snapshot_every: int = 0,
 ) -> ToyGAN:
     """Train ``method`` (a key of :data:`METHODS`, or ``config``) on the ``kind`` mixture
     (``"ring"`` or ``"grid"``, :func:`course_lib.data.toy_mixture`) for ``seconds`` of
     training time or ``steps`` generator steps (chapter 5). ``n_data`` training points are
-    drawn once (seed ``seed``); ``shipped`` names shipped weights (:mod:`course_lib.pretrained`)."""
+    drawn once (seed ``seed``); ``shipped`` names shipped weights (:mod:`course_lib.pretrained`).
+    ``snapshot_every = n > 0`` keeps 1,000 samples of G every n steps in ``run.extra["snapshots"]``
+    (a list of ``(step, (1000, 2) tensor)``), to watch the training."""
     validate_budget(steps=steps, seconds=seconds)
     if config is None:
         if method not in METHODS:
@@ -271,11 +285,7 @@ def train_toy_gan(
     d_fn, g_fn = _losses(cfg)
     torch.manual_seed(seed)
     data = toy_mixture(kind, n_data, seed=seed).samples  # (n_data, 2)
-    offsets = None
-    if cfg.offsets:
-        offsets = data[torch.randint(len(data), (cfg.components,))]  # (K, 2)
-    G = ToyGenerator(cfg.latent_dim, cfg.hidden, cfg.depth, cfg.components, offsets)
-    D = ToyCritic(cfg.pack, cfg.hidden, cfg.depth, cfg.spectral_norm, cfg.fourier)
+    G, D = build_models(cfg, data)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)
     ema = {"generator": EMA(G, cfg.ema)} if cfg.ema else {}
@@ -310,7 +320,13 @@ def train_toy_gan(
     gan_seconds = seconds
     if seconds is not None and cfg.ratio_steps:  # the ratio's fit is part of the budget
         gan_seconds = GAN_SHARE * seconds
-    run.fit(step, (data,), b * cfg.n_critic, steps=steps, seconds=gan_seconds, desc=desc or f"{method} on {kind}")
+    snapshots = run.extra.setdefault("snapshots", [])
+
+    def snapshot(i, history):
+        snapshots.append((i + 1, G.sample(1000, torch.Generator().manual_seed(0))))
+
+    run.fit(step, (data,), b * cfg.n_critic, steps=steps, seconds=gan_seconds,
+            callback=snapshot if snapshot_every else None, callback_every=snapshot_every, desc=desc or f"{method} on {kind}")
     if ema:
         G = ema["generator"].module
     G.eval()
@@ -319,3 +335,13 @@ def train_toy_gan(
         model.fit_ratio(data, steps=cfg.ratio_steps, seed=seed,
                         seconds=None if seconds is None else seconds - gan_seconds)
     return model
+
+
+def load_benchmark(path: str | Path = BENCHMARK) -> dict:
+    """The samples ``benchmarks/bench_toy_gan.py --save`` kept: ``{"runs": {"kind/method/seed":
+    {"samples": (2500, 2) float16, "steps": int, "seconds": float}}, "meta": {...}}`` (chapter 5
+    scores them)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `python benchmarks/bench_toy_gan.py --save {path}`")
+    return torch.load(path, weights_only=True)

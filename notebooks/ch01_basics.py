@@ -487,7 +487,7 @@ ax.set_title("One Gaussian fitted to two modes");
 # {cite}`goodfellow2014gan`, and with the non-saturating loss used in practice it follows
 # $\mathrm{KL}(p_\theta\,\|\,p_\text{data}) - 2\,\mathrm{JSD}$, the *reverse* KL minus a JSD
 # {cite}`arjovsky2017principled` (both derived in chapter 2). That is mode seeking, and GANs are
-# prone to dropping modes (chapter 5, mode collapse, not yet written). {cite:t}`theis2016note`
+# prone to dropping modes (chapter 5, mode collapse). {cite:t}`theis2016note`
 # discuss how the choice of divergence shapes what a model gets right.
 #
 # ## 4. Sampling and density estimation in 2-D

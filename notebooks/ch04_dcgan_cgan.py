@@ -348,5 +348,5 @@ check_slerp(slerp)
 # | slerp | `gan.interpolate_latents`, `gan_latent.path_precision` | no jumps between frames; the frames lie on the real-digit manifold |
 # | conditional GAN | `n_classes=10` on both networks | the classifier reads the requested digit |
 #
-# Chapter 5 (mode collapse, not yet written) turns to what goes wrong at scale: mode collapse,
-# and the losses and regularisers that fix it.
+# Chapter 5 (mode collapse) counts the modes a GAN drops, on 2-D data where the modes are
+# known, and measures the losses and regularisers meant to fix it.

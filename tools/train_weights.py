@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib import data, features, metrics, pretrained, recipes, utils
+from course_lib import data, features, metrics, pretrained, recipes, toy_gan, utils
 from course_lib import vae as V
 from course_lib.train import export_weights
 
@@ -145,6 +145,27 @@ CH08 = {
                         lambda m: neg_elbo(m, _test_faces), "test -ELBO in nats, the 10 held-out faces", 0.01),
 }
 ENTRIES.update(CH08)
+
+
+def _toy_models(method: str) -> dict[str, nn.Module]:
+    G, D = toy_gan.build_models(toy_gan.METHODS[method])
+    return {"generator": G, "discriminator": D}
+
+
+def _toy_high_quality(kind: str) -> Callable[[dict[str, nn.Module]], float]:
+    def measure(modules: dict[str, nn.Module]) -> float:
+        x = modules["generator"].eval().sample(2500, torch.Generator().manual_seed(10_000))
+        mix = data.toy_mixture(kind, 1)
+        return metrics.mode_coverage(x, mix.centres, mix.std).high_quality
+
+    return measure
+
+
+ENTRIES.update({
+    f"ch05_{method}_{kind}": Entry("ch05_mode_collapse", lambda method=method: _toy_models(method),
+                                   _toy_high_quality(kind), "high-quality fraction of 2500 samples", 0.02)
+    for method in ("vanilla", "recipe") for kind in ("ring", "grid")
+})
 
 
 def run_chapter(chapter: str, names: list[str], out: Path) -> float:

@@ -58,7 +58,7 @@ def check_gradient_penalty(fn: Callable) -> None:
         require(torch.is_tensor(out) and out.numel() == 1,
                 f"{name} must return one number, a torch tensor; got {type(out).__name__} "
                 f"{tuple(getattr(out, 'shape', ()))}")
-        got = out.reshape(()).double()
+        got = out.reshape(()).detach().double()
         with torch.no_grad():
             ref = _mean_penalty(critic.a, x)
             mistakes = [
@@ -88,9 +88,10 @@ def check_gradient_penalty(fn: Callable) -> None:
                 f"{None if da is None else float(da)}, expected {float(ref_da):.6f}.")
     # interpolation: with real != fake the penalty must be taken between them, not at the reals
     critic, real, fake = _Quadratic(1.0), _points(5, (4000, 2)), _points(6, (4000, 2)) + 3.0
-    got = float(call_answer(fn, critic, real, fake))
-    at_real, at_fake = float(_mean_penalty(critic.a, real)), float(_mean_penalty(critic.a, fake))
-    mid = float(_mean_penalty(critic.a, (real + fake) / 2))
+    got = float(torch.as_tensor(call_answer(fn, critic, real, fake)).detach())
+    with torch.no_grad():
+        at_real, at_fake = float(_mean_penalty(critic.a, real)), float(_mean_penalty(critic.a, fake))
+        mid = float(_mean_penalty(critic.a, (real + fake) / 2))
     require(abs(got - at_real) > 0.05 * at_real and abs(got - at_fake) > 0.05 * at_fake,
             f"{name} with real != fake is the penalty at the {'real' if abs(got - at_real) < abs(got - at_fake) else 'fake'} "
             "points: take it at x_hat = eps * real + (1 - eps) * fake, with eps ~ U[0, 1] per sample.")
