@@ -193,8 +193,8 @@ class ToyGAN:
         until its logit estimates :math:`\log p_\text{data}/p_g` (Azadi et al., 2019, keep
         training D after G for the same reason; a penalised D is too smooth to reject the
         samples between modes). Stops after ``steps`` or ``seconds``, whichever comes first."""
-        import time
         import copy
+        import time
 
         ratio = copy.deepcopy(self.D).train()
         if ratio.pack != 1:

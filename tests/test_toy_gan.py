@@ -52,3 +52,46 @@ def test_mode_statistics_of_the_true_mixture_and_of_the_classic_failures():
     assert np.isclose(metrics.mode_statistics(one_mode, mix.centres, mix.std).kl_uniform, math.log(25))
     with pytest.raises(ValueError, match="no high-quality"):
         metrics.mode_statistics(torch.full((10, 2), 1.0), mix.centres, mix.std)
+
+
+def test_fourier_features_have_the_stated_frequencies():
+    ff = toy_gan.FourierFeatures(64, f_max=10.0, f_min=0.5)
+    freq = ff.B.norm(dim=1) / (2 * math.pi)  # cycles per unit
+    assert freq.min() >= 0.5 - 1e-5 and freq.max() <= 10.0 + 1e-4
+    x = torch.randn(7, 2)
+    h = ff(x)
+    assert h.shape == (7, 128)
+    assert torch.allclose(h[:, :64] ** 2 + h[:, 64:] ** 2, torch.ones(7, 64), atol=1e-5)
+    with pytest.raises(ValueError, match="f_min < f_max"):
+        toy_gan.FourierFeatures(8, f_max=0.1, f_min=1.0)
+
+
+def test_offsets_place_each_code_and_must_match_the_codes():
+    offsets = torch.tensor([[5.0, 5.0], [-5.0, 0.0]])
+    G = toy_gan.ToyGenerator(components=2, offsets=offsets)
+    x = G.sample(2000, torch.Generator().manual_seed(0))
+    near = torch.cdist(x, offsets).argmin(1)
+    for k in range(2):  # at the start each code's samples sit near its offset
+        assert (x[near == k] - offsets[k]).norm(dim=1).max() < 1.0
+    with pytest.raises(ValueError, match="offsets must be"):
+        toy_gan.ToyGenerator(components=3, offsets=offsets)
+
+
+def test_rejection_sampling_refuses_to_loop_forever_on_a_peaked_ratio():
+    model = toy_gan.train_toy_gan("ring", steps=2, n_data=1024)
+    with pytest.raises(RuntimeError, match="fit_ratio"):
+        model.sample(10, rejection=True)
+    model.ratio = lambda x: 1e4 * x[:, 0]  # so peaked that only the largest proposal passes
+    with pytest.raises(RuntimeError, match="too peaked"):
+        model.sample(10, seed=0, rejection=True, max_batches=2, quantile=1.0)
+
+
+def test_rejection_sampling_recovers_the_target_where_the_ratio_is_exact():
+    """With the exact log-ratio of two known densities, the accepted samples follow the target."""
+    model = toy_gan.train_toy_gan("ring", steps=1, n_data=1024)
+    model.G.sample = lambda n, gen=None: torch.randn(n, 2, generator=gen)  # proposal N(0, I)
+    target_mean = torch.tensor([1.0, 0.0])  # target N((1, 0), I): log ratio = x_1 - 1/2
+    model.ratio = lambda x: x[:, 0] - 0.5
+    x = model.sample(4000, seed=0, rejection=True, quantile=1.0)
+    assert torch.allclose(x.mean(0), target_mean, atol=0.08)
+    assert torch.allclose(x.std(0), torch.ones(2), atol=0.06)

@@ -164,7 +164,7 @@ def _toy_high_quality(kind: str) -> Callable[[dict[str, nn.Module]], float]:
 ENTRIES.update({
     f"ch05_{method}_{kind}": Entry("ch05_mode_collapse", lambda method=method: _toy_models(method),
                                    _toy_high_quality(kind), "high-quality fraction of 2500 samples", 0.02)
-    for method in ("vanilla", "recipe") for kind in ("ring", "grid")
+    for method in ("recipe",) for kind in ("ring", "grid")  # the vanilla runs train in the chapter
 })
 
 
