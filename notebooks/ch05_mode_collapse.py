@@ -138,12 +138,13 @@ fig.tight_layout();
 # draw paths between the modes it covers. How much mass the paths carry is bounded below by the
 # Gaussian isoperimetric inequality: if $A$ is the set of latents sent into one mode's
 # $3\sigma$-disc, with $\Pr(A) = p$, then the latents within distance $r$ of $A$ have
-# probability at least $\Phi(\Phi^{-1}(p) + r)$. If $G$ is $L$-Lipschitz, those within
-# $r = \delta / L$ land within $\delta$ of the disc, and if $\delta$ is less than the gap to
-# the next disc, outside every disc. To keep that mass small, $L$ must be large: the
-# network must be very steep exactly at the boundaries between modes, which a small MLP trained
-# for a few thousand steps is not. The plot below colours each latent $z$ by the mode $G(z)$
-# lands in, and black where it lands in none.
+# probability at least $\Phi(\Phi^{-1}(p) + r)$. If $G$ is $L$-Lipschitz, a latent within
+# $r = \delta / L$ of $A$ but not in it lands outside the disc and within $\delta$ of it:
+# if $\delta$ is less than the gap to the next disc, outside every disc. So at least
+# $\Phi(\Phi^{-1}(p) + \delta/L) - p$ of the mass is between the modes, and to keep it small
+# $L$ must be large: the network must be very steep exactly at the boundaries between modes,
+# which a small MLP trained for a few thousand steps is not. The plot below colours each
+# latent $z$ by the mode $G(z)$ lands in, and black where it lands in none.
 
 # %%
 G = runs["grid", "vanilla"].G
