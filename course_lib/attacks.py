@@ -12,6 +12,7 @@ Conventions, each for a reason the chapter gives:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -148,5 +149,5 @@ def accuracy_curve(
     out = []
     for eps in eps_values:
         kw = {k: (v(eps) if callable(v) else v) for k, v in kwargs.items()}
-        out.append(robust_accuracy(model, x, y, lambda m, a, b, eps=eps: attack(m, a, b, eps=eps, **kw), batch_size))
+        out.append(robust_accuracy(model, x, y, functools.partial(attack, eps=eps, **kw), batch_size))
     return out
