@@ -31,7 +31,7 @@ import platform
 import numpy as np
 import torch
 
-from course_lib import data, metrics, toy_gan
+from course_lib import toy_gan
 
 
 def score(kind: str, method: str, seconds: float, seed: int, saved: dict | None = None):
@@ -39,13 +39,8 @@ def score(kind: str, method: str, seconds: float, seed: int, saved: dict | None 
     x = model.sample(2500, seed=10_000 + seed)
     if saved is not None:
         saved[f"{kind}/{method}/{seed}"] = {"samples": x.half(), "steps": model.run.step, "seconds": seconds}
-    mix = data.toy_mixture(kind, 1)
-    cov = metrics.mode_coverage(x, mix.centres, mix.std)
-    try:
-        spread, kl = metrics.mode_statistics(x, mix.centres, mix.std)
-    except ValueError:  # no high-quality sample at all
-        spread, kl = math.nan, math.nan
-    return cov.modes, cov.high_quality, spread, kl, model.run.step
+    s = toy_gan.score(x, kind)
+    return s["modes"], s["high quality"], s["spread"], s["KL"], model.run.step
 
 
 def mean_se(values: list[float]) -> str:

@@ -34,8 +34,10 @@ Scores: :func:`course_lib.metrics.mode_coverage` and :func:`course_lib.metrics.m
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,9 +195,6 @@ class ToyGAN:
         until its logit estimates :math:`\log p_\text{data}/p_g` (Azadi et al., 2019, keep
         training D after G for the same reason; a penalised D is too smooth to reject the
         samples between modes). Stops after ``steps`` or ``seconds``, whichever comes first."""
-        import copy
-        import time
-
         ratio = copy.deepcopy(self.D).train()
         if ratio.pack != 1:
             raise ValueError("rejection sampling needs a discriminator of single samples (pack=1)")
@@ -335,6 +334,21 @@ def train_toy_gan(
         model.fit_ratio(data, steps=cfg.ratio_steps, seed=seed,
                         seconds=None if seconds is None else seconds - gan_seconds)
     return model
+
+
+def score(samples: torch.Tensor, kind: str) -> dict[str, float]:
+    """The chapter's scores of ``samples (n, 2)`` of the ``kind`` mixture: modes captured and
+    high-quality fraction (:func:`course_lib.metrics.mode_coverage`), spread and KL from uniform
+    (:func:`course_lib.metrics.mode_statistics`; NaN when no sample is of high quality)."""
+    from . import metrics
+
+    mix = toy_mixture(kind, 1)
+    cov = metrics.mode_coverage(samples, mix.centres, mix.std)
+    try:
+        spread, kl = metrics.mode_statistics(samples, mix.centres, mix.std)
+    except ValueError:  # no high-quality sample: no spread, no histogram
+        spread, kl = math.nan, math.nan
+    return {"modes": cov.modes, "high quality": cov.high_quality, "spread": spread, "KL": kl}
 
 
 def load_benchmark(path: str | Path = BENCHMARK) -> dict:

@@ -39,29 +39,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from course_lib import data, metrics, recipes, toy_gan, utils
+from course_lib import data, recipes, toy_gan, utils
 
 utils.seed_everything(0)
 KINDS = ("ring", "grid")
 MIX = {kind: data.toy_mixture(kind, 1) for kind in KINDS}  # the centres and sigma
 
 
-def scores(x: torch.Tensor, kind: str) -> dict[str, float]:
-    """The protocol's scores of 2,500 samples x (2500, 2) of the `kind` mixture."""
-    mix = MIX[kind]
-    cov = metrics.mode_coverage(x, mix.centres, mix.std)
-    try:
-        spread, kl = metrics.mode_statistics(x, mix.centres, mix.std)
-    except ValueError:  # no high-quality sample: no spread, no histogram
-        spread, kl = math.nan, math.nan
-    return {
-        "modes": cov.modes,
-        "high quality": cov.high_quality,
-        "spread": spread,
-        "KL": kl,
-    }
-
-
+scores = toy_gan.score  # modes, high quality, spread, KL of (n, 2) samples
 truth = {
     kind: scores(data.toy_mixture(kind, 2500, seed=1).samples, kind) for kind in KINDS
 }
@@ -227,8 +212,8 @@ print(
 #    now be 200 separate pieces, and nothing forces mass between them
 #    {cite}`gurumurthy2017deligan,khayatkhoei2018disconnected`. Each $b_k$ starts at a random
 #    training point (data-dependent initialisation, as k-means++ starts its centres), so every
-#    mode has codes nearby from the first step; with $K = 200$ and 25 modes, the chance that a
-#    given mode gets none is $(24/25)^{200} \approx 3 \times 10^{-4}$.
+#    mode has codes nearby from the first step: with $K$ codes and 25 modes, the chance that a
+#    given mode gets none at the start is $(24/25)^K$ (printed below).
 # 2. **A critic that can see a mode of width $\sigma$.** An MLP on raw coordinates learns smooth
 #    functions first (its spectral bias); it cannot tell a mode of width 0.05 from one twice
 #    as wide, so the generator is never told its modes are too wide or slightly off centre. The
@@ -241,6 +226,11 @@ print(
 # Two ablations are in the table: the disconnected latent alone (`mixture`, with packing) and
 # the Fourier critic alone (`fourier`). Neither is enough: the Fourier critic with a connected
 # latent collapses *harder*, because a sharper D makes the chase of section 1 faster.
+
+# %%
+K = toy_gan.METHODS["recipe"].components
+print(f"K = {K} codes: a given grid mode starts with none with probability "
+      f"(24/25)^K = {(24 / 25) ** K:.1e}")
 
 # %%
 fig, axes = plt.subplots(2, 2, figsize=(7.5, 7))

@@ -95,3 +95,11 @@ def test_rejection_sampling_recovers_the_target_where_the_ratio_is_exact():
     x = model.sample(4000, seed=0, rejection=True, quantile=1.0)
     assert torch.allclose(x.mean(0), target_mean, atol=0.08)
     assert torch.allclose(x.std(0), torch.ones(2), atol=0.06)
+
+
+def test_score_is_the_protocol_and_undefined_spread_is_nan():
+    mix = data.toy_mixture("grid", 2500, seed=3)
+    s = toy_gan.score(mix.samples, "grid")
+    assert s["modes"] == 25 and abs(s["high quality"] - (1 - math.exp(-4.5))) < 0.01
+    far = toy_gan.score(torch.full((10, 2), 100.0), "grid")  # nothing near a mode
+    assert far["modes"] == 0 and far["high quality"] == 0 and math.isnan(far["spread"])
