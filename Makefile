@@ -41,11 +41,17 @@ help:
 # JupyterLab started from the venv opens the py:percent sources as notebooks (jupytext is the
 # default viewer for Python and Markdown files): the setting lives in the venv's own labconfig,
 # so it touches nothing in the user's ~/.jupyter. ./postBuild does the same on Binder.
+# Chapter 10's reference attacks (PGD, AutoAttack), which course_lib.attacks is tested against.
+# Installed without its dependencies: its metadata pins requests~=2.25.1, which no resolver can
+# reconcile with the book's packages, and it never imports requests (it needs only torch, numpy,
+# scipy and tqdm, which the course has). ./postBuild installs the same.
+TORCHATTACKS := torchattacks==3.5.1
 LABCONFIG := $(VENV)/etc/jupyter/labconfig/default_setting_overrides.json
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -e ".[dev]"
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps $(TORCHATTACKS)
 	$(VENV)/bin/jupytext-config --settings-file $(LABCONFIG) set-default-viewer python markdown
 	touch $(STAMP)
 

@@ -24,18 +24,30 @@ from .validate import check_images
 Attack = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _loss_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample cross-entropy at ``x`` and its gradient with respect to ``x`` (not the weights)."""
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-sample cross-entropy (B,): the loss the attacks raise unless told otherwise."""
+    return F.cross_entropy(logits, y, reduction="none")
+
+
+def _loss_grad(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Loss = cross_entropy
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample ``loss(model(x), y)`` (B,) and its gradient with respect to ``x`` (not the weights)."""
     x = x.detach().requires_grad_(True)
-    loss = F.cross_entropy(model(x), y, reduction="none")  # (B,)
-    (grad,) = torch.autograd.grad(loss.sum(), x)
-    return loss.detach(), grad
+    value = loss(model(x), y)  # (B,)
+    (grad,) = torch.autograd.grad(value.sum(), x)
+    return value.detach(), grad
 
 
-def _check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> None:
+def _check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, labels: bool = True) -> None:
     check_images(x, "x")
-    if y.shape != (len(x),) or y.dtype != torch.long:
+    if labels and (y.shape != (len(x),) or y.dtype != torch.long):
         raise ValueError(f"y must be (B,) int64 labels for x of {len(x)} images; got {tuple(y.shape)} {y.dtype}")
+    if not labels and len(y) != len(x):
+        raise ValueError(f"y must have one target per image: {len(y)} targets for {len(x)} images")
     if not eps >= 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
 
@@ -76,7 +88,7 @@ def _project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
 def pgd(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, steps: int, *,
     random_start: bool = True, restarts: int = 1, norm: str = "linf", targeted: bool = False,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | None = None, loss: Loss | None = None, init: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""Projected gradient descent on the loss (Madry et al., 2018, eq. 2; chapter 10).
 
@@ -85,16 +97,31 @@ def pgd(
     with :math:`S` the ε-ball of ``norm`` and :math:`s` the sign (``"linf"``) or the
     per-sample unit vector (``"l2"``): steepest ascent for that norm; every iterate is clamped
     to [0, 1]. ``random_start`` draws :math:`x^0` uniformly in the ℓ∞ ball (or in the ℓ2 ball);
-    with ``restarts > 1`` each sample keeps the restart with the highest loss (any that
-    misclassifies). ``targeted=True``: ``y`` are the targets, and the loss is *descended*.
+    with ``restarts > 1`` each sample keeps a restart that fools the model if any does (a wrong
+    class; with ``targeted=True``, the target), and among those the highest loss, as Madry et
+    al. count an image as broken when any restart breaks it. ``targeted=True``: ``y`` are the
+    targets, and the loss is *descended*.
+
+    ``loss(model(x), y)`` (per sample, (B,)) replaces the cross-entropy to attack anything
+    else: TRADES's KL term (:func:`course_lib.robust.trades_loss`), or the distance of a VAE
+    encoder's mean to a target code (chapter 10); ``y`` is then any per-sample target.
+    ``init`` (B, ...) is the starting point instead of ``x`` or a random start (projected
+    onto the ball and the image range first); it makes every restart the same, so it takes
+    ``restarts=1``.
     """
-    _check(model, x, y, eps)
+    _check(model, x, y, eps, labels=loss is None)
+    if init is not None and restarts != 1:
+        raise ValueError("init= fixes the starting point: every restart would be the same; use restarts=1")
+    classify = loss is None  # "fooled" is defined for the cross-entropy on labels only
+    loss = cross_entropy if loss is None else loss
     if norm not in ("linf", "l2"):
         raise ValueError(f"norm={norm!r}: use 'linf' or 'l2'")
     if steps < 0 or restarts < 1 or not alpha >= 0:
         raise ValueError(f"need steps >= 0, restarts >= 1, alpha >= 0; got {steps}, {restarts}, {alpha}")
     sign = -1.0 if targeted else 1.0
-    best, best_loss = x.clone(), torch.full((len(x),), -torch.inf, device=x.device)
+    best = x.clone()
+    best_loss = torch.full((len(x),), -torch.inf, device=x.device, dtype=x.dtype)
+    best_fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     with _EvalMode(model):
         for _ in range(restarts):
             delta = torch.zeros_like(x)
@@ -106,18 +133,22 @@ def pgd(
                     r = torch.rand(len(x), generator=generator).to(x) ** (1 / x[0].numel())
                     delta = d / d.flatten(1).norm(dim=1).view(-1, *[1] * (x.ndim - 1)) * (eps * r).view(
                         -1, *[1] * (x.ndim - 1))
+            if init is not None:
+                delta = _project(init.detach().to(x) - x, eps, norm)
             adv = (x + delta).clamp(0, 1)
             for _ in range(steps):
-                _, grad = _loss_grad(model, adv, y)
+                _, grad = _loss_grad(model, adv, y, loss)
                 if norm == "linf":
                     step = grad.sign()
                 else:
                     step = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (x.ndim - 1))
                 adv = (x + _project(adv + sign * alpha * step - x, eps, norm)).clamp(0, 1).detach()
             with torch.no_grad():
-                loss = sign * F.cross_entropy(model(adv), y, reduction="none")  # (B,)
-            better = loss > best_loss
-            best[better], best_loss[better] = adv[better], loss[better]
+                out = model(adv)
+                value = (sign * loss(out, y)).to(best_loss.dtype)  # (B,)
+                fooled = ((out.argmax(1) == y) if targeted else (out.argmax(1) != y)) if classify else best_fooled
+            better = (fooled & ~best_fooled) | ((fooled == best_fooled) & (value > best_loss))
+            best[better], best_loss[better], best_fooled[better] = adv[better], value[better], fooled[better]
     return best.detach()
 
 
@@ -151,3 +182,39 @@ def accuracy_curve(
         kw = {k: (v(eps) if callable(v) else v) for k, v in kwargs.items()}
         out.append(robust_accuracy(model, x, y, functools.partial(attack, eps=eps, **kw), batch_size))
     return out
+
+
+def autoattack(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm: str = "linf",
+    version: str = "standard", seed: int = 0, batch_size: int = 500,
+) -> torch.Tensor:
+    """AutoAttack (Croce & Hein, 2020) as ``torchattacks`` implements it (chapter 10).
+
+    The ``"standard"`` version runs APGD-CE, APGD-T (9 target classes), FAB-T and Square (5,000
+    queries) one after the other, each on the images the previous ones left classified right:
+    the parameter-free ensemble that robustness claims are measured with. ``torchattacks`` is
+    a dependency of the course's development install (``make venv``); it is the reference the
+    course's own attacks are tested against.
+    """
+    _check(model, x, y, eps)
+    try:
+        import torchattacks
+    except ImportError as err:  # pragma: no cover - make venv installs it
+        raise ImportError(
+            "AutoAttack comes from torchattacks: pip install --no-deps 'torchattacks==3.5.1' "
+            "(its metadata pins an old requests that the course does not need)"
+        ) from err
+    norms = {"linf": "Linf", "l2": "L2"}
+    if norm not in norms:
+        raise ValueError(f"norm={norm!r}: use 'linf' or 'l2'")
+    # torchattacks reseeds torch's global generator: fork it, so the caller's stream goes on untouched
+    with _EvalMode(model), torch.random.fork_rng(devices=[]):
+        attack = torchattacks.AutoAttack(model, norm=norms[norm], eps=eps, version=version,
+                                         n_classes=_n_classes(model, x), seed=seed)
+        advs = [attack(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    return torch.cat(advs).clamp(0, 1).detach()
+
+
+@torch.no_grad()
+def _n_classes(model: nn.Module, x: torch.Tensor) -> int:
+    return int(model(x[:1]).shape[1])

@@ -210,6 +210,7 @@ class Run:
         self._pos, self._epoch, self._n = 0, 0, None
         self._good: dict | None = None  # the state to roll back to: the last save, or this fit's start
         self._good_saved, self._saved_step = False, -1
+        self._stop = False
 
     # --- the data order ---------------------------------------------------------------------
     def _batch(self, tensors: Sequence[torch.Tensor], batch_size: int) -> tuple[int, Batch]:
@@ -350,7 +351,8 @@ class Run:
         self.done = False
         try:
             with _deferred_interrupt() as interrupted:
-                while self.step < max_steps and self.elapsed < max_seconds and not interrupted[0]:
+                while (self.step < max_steps and self.elapsed < max_seconds and not interrupted[0]
+                       and not self._stop):
                     t0 = time.perf_counter()
                     epoch, batch = self._batch(tensors, batch_size)
                     if device is not None:
@@ -392,6 +394,11 @@ class Run:
         finally:
             bar.close()
         return self.history
+
+    def stop(self) -> None:
+        """End :meth:`fit` at the end of the current step, as if its budget were spent (early
+        stopping from a ``callback``): the run is saved and counts as done."""
+        self._stop = True
 
     def _roll_back(self) -> None:
         """Go back to the last good state whole (weights, optimisers, step, history, data

@@ -87,3 +87,22 @@ def test_binder_configuration():
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1"
     assert not (ROOT / "binder").exists(), "a binder/ folder would make repo2docker ignore the root files"
+
+
+def test_torchattacks_is_installed_the_same_way_everywhere():
+    """torchattacks goes in without its dependencies (its metadata pins requests~=2.25.1): the
+    Makefile's venv, Binder's postBuild and the README's conda path name the same version, and
+    pyproject.toml does not list it (pip's resolver would refuse the whole install)."""
+    import re
+
+    makefile = re.search(r"^TORCHATTACKS := (\S+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert makefile, "the Makefile must pin TORCHATTACKS"
+    pin = makefile.group(1)
+    assert f'--no-deps "{pin}"' in (ROOT / "postBuild").read_text()
+    assert f'--no-deps "{pin}"' in (ROOT / "README.md").read_text()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    listed = project["dependencies"] + project["optional-dependencies"]["dev"]
+    assert not any(canonicalize_name(Requirement(r).name) == "torchattacks" for r in listed)
+    import torchattacks  # the venv has it: chapter 10 and tests/test_attacks.py use it
+
+    assert torchattacks.__version__ == pin.split("==")[1]

@@ -18,6 +18,7 @@ results on the way.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -32,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib import data, features, metrics, pretrained, recipes, toy_gan, utils
+from course_lib import attacks, data, features, metrics, pretrained, recipes, robust, toy_gan, utils
 from course_lib import vae as V
 from course_lib.train import export_weights
 
@@ -168,6 +169,28 @@ ENTRIES.update({
 })
 
 
+# --- chapter 10 ----------------------------------------------------------------------------------
+
+def _robust_pgd40(modules: dict[str, nn.Module]) -> float:
+    """Chapter 10's number: accuracy under PGD-40 (step 0.01, random start, seeded) at eps 0.3 on
+    the first 500 embedded test digits."""
+    test = data.load_mnist("test")
+    x, y = test.data[:500], test.targets[:500]
+    attack = functools.partial(attacks.pgd, eps=0.3, alpha=0.01, steps=40, generator=torch.Generator().manual_seed(0))
+    return attacks.robust_accuracy(modules["model"], x, y, attack)
+
+
+PGD40 = "accuracy under PGD-40 at eps 0.3, 500 test digits"
+ENTRIES.update({
+    f"ch10_{name}": Entry("ch10_adversarial",
+                          lambda c=config: {"model": robust.robust_model(robust.robust_config(c))},
+                          _robust_pgd40, PGD40, 0.02)
+    for name, config in robust.CHAPTER_RUNS.items()
+})
+ENTRIES["ch10_recipe"] = Entry("ch10_adversarial", lambda: {"model": robust.robust_model(recipes.ROBUST_MNIST_CONFIG)},
+                               _robust_pgd40, PGD40, 0.02)
+
+
 def run_chapter(chapter: str, names: list[str], out: Path) -> float:
     """Execute ``notebooks/<chapter>.ipynb`` in full mode, training ``names``; return seconds."""
     env = {**os.environ, "COURSE_FAST": "0", "COURSE_RETRAIN": ",".join(names),
@@ -227,6 +250,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("names", nargs="*", help=f"entries to train (default: all of {sorted(ENTRIES)})")
     parser.add_argument("--remeasure", action="store_true",
                         help="train nothing: rewrite the shipped files in the current format and measure them again")
+    parser.add_argument("--keep", default=None, metavar="DIR",
+                        help="train in DIR and keep it: a chapter that fails after training resumes "
+                             "from the checkpoints there when the same command runs again")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(ENTRIES))
     if unknown:
@@ -241,9 +267,11 @@ def main(argv: list[str] | None = None) -> None:
     for chapter in sorted({ENTRIES[n].chapter for n in names}):
         todo = [n for n in names if ENTRIES[n].chapter == chapter]
         with tempfile.TemporaryDirectory() as tmp:
-            seconds = run_chapter(chapter, todo, Path(tmp))
+            out = Path(args.keep) / chapter if args.keep else Path(tmp)
+            out.mkdir(parents=True, exist_ok=True)
+            seconds = run_chapter(chapter, todo, out)
             for name in todo:
-                manifest[name] = ship(name, Path(tmp) / f"{name}.pt", seconds)
+                manifest[name] = ship(name, out / f"{name}.pt", seconds)
                 _write(manifest)
 
 
