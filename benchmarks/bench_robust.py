@@ -2,6 +2,7 @@
 
     python benchmarks/bench_robust.py                       # 60, 150 and 300 s, PGD-40 and AutoAttack
     python benchmarks/bench_robust.py --seconds 60 --no-autoattack
+    python benchmarks/bench_robust.py --autoattack-at 300     # AutoAttack on the 300 s models only
     python benchmarks/bench_robust.py --save course_lib/assets/bench/robust.json   # chapter 10 prints it
 
 Both models train for the same number of seconds on the 4,000 embedded training digits:
@@ -56,9 +57,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", nargs="*", type=float, default=[60.0, 150.0, 300.0])
     parser.add_argument("--methods", nargs="*", default=["recipe", "pgd"], choices=["recipe", "pgd"])
+    parser.add_argument("--variant", action="append", default=[], metavar="JSON",
+                        help="also train robust.train_robust with these RobustConfig settings, e.g. "
+                             "'{\"method\": \"pgd\", \"steps\": 5, \"channels\": [16, 32]}' (repeatable)")
     parser.add_argument("--eps", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-autoattack", action="store_true")
+    parser.add_argument("--autoattack-at", nargs="*", type=float, default=None, metavar="SECONDS",
+                        help="run AutoAttack only on the models of these budgets (default: every budget; "
+                             "it takes about five minutes per robust model on 2 cores)")
     parser.add_argument("--no-bf16", action="store_true")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--save", default=None, help="merge the results into this JSON file")
@@ -73,16 +80,20 @@ def main() -> None:
     print(meta["machine"])
     rows = {}
     for seconds in args.seconds:
-        for method in args.methods:
-            if method == "recipe":
+        for method in args.methods + args.variant:
+            if method.startswith("{"):
+                model = robust.train_robust(seconds, args.seed, config={**json.loads(method), **bf16},
+                                            desc=f"variant {seconds:.0f}s")
+            elif method == "recipe":
                 model = recipes.train_robust_mnist(seconds, args.seed, args.eps, config=bf16, desc=f"recipe {seconds:.0f}s")
             else:
                 model = robust.train_robust(seconds, args.seed, config={"method": "pgd", "eps": args.eps, **bf16},
                                             desc=f"PGD-10 {seconds:.0f}s")
-            r = {"steps": model.run.step, **evaluate(model, test.data, test.targets, args.eps, not args.no_autoattack)}
+            aa = not args.no_autoattack and (args.autoattack_at is None or seconds in args.autoattack_at)
+            r = {"steps": model.run.step, **evaluate(model, test.data, test.targets, args.eps, aa)}
             rows[f"{method}/{seconds:g}"] = r
             aa = f"{r['autoattack']:.1%}" if "autoattack" in r else "-"
-            print(f"{method:7s} {seconds:5.0f} s {r['steps']:6d} steps: clean {r['clean']:.1%}, "
+            print(f"{method} {seconds:.0f} s {r['steps']:6d} steps: clean {r['clean']:.1%}, "
                   f"PGD-40 {r['pgd40']:.1%}, AutoAttack {aa}", flush=True)
     if args.save:
         path = Path(args.save)
@@ -93,7 +104,7 @@ def main() -> None:
         print(f"saved to {path}")
     print("\n| method | seconds | steps | clean | PGD-40 | AutoAttack |\n|---|---|---|---|---|---|")
     for key, r in rows.items():
-        method, seconds = key.split("/")
+        method, seconds = key.rsplit("/", 1)
         aa = f"{r['autoattack']:.1%}" if "autoattack" in r else "-"
         print(f"| {method} | {seconds} | {r['steps']} | {r['clean']:.1%} | {r['pgd40']:.1%} | {aa} |")
     targets = rows.get(f"recipe/{300:g}")

@@ -212,7 +212,7 @@ CHAPTER_RUNS: dict[str, dict] = {
     "natural": {"method": "natural"},
     "pgd": {"method": "pgd"},
     "fgsm_rs": {"method": "fgsm_rs", "monitor": 200},
-    "fgsm_rs_stop": {"method": "fgsm_rs", "monitor": 200, "early_stop": True},
+    "pgd2": {"method": "pgd", "steps": 2, "monitor": 200},
     "trades": {"method": "trades"},
 }
 """Chapter 10's comparison runs (changes to :class:`RobustConfig`'s defaults), by name; their
@@ -358,8 +358,8 @@ def benchmark_table(path: str | os.PathLike = BENCHMARK) -> str:
         return ""
     saved = json.loads(path.read_text())
     rows = ["| method | seconds | steps | clean | PGD-40 | AutoAttack |", "|---|---|---|---|---|---|"]
-    for key, r in sorted(saved["runs"].items(), key=lambda kv: (float(kv[0].split("/")[1]), kv[0])):
-        method, seconds = key.split("/")
+    for key, r in sorted(saved["runs"].items(), key=lambda kv: (float(kv[0].rsplit("/", 1)[1]), kv[0])):
+        method, seconds = key.rsplit("/", 1)
         aa = f"{r['autoattack']:.1%}" if "autoattack" in r else "-"
         rows.append(f"| {method} | {seconds} | {r['steps']} | {r['clean']:.1%} | {r['pgd40']:.1%} | {aa} |")
     meta = saved.get("meta", {})

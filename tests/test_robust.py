@@ -1,6 +1,7 @@
 """Adversarial training (chapter 10): each loss against its paper's formula written out here,
 the gradient-masking defence and its BPDA counter, exact resume, and the errors on bad input."""
 
+import json
 import os
 import signal
 
@@ -161,3 +162,15 @@ def test_the_recipe_takes_eps_and_config_changes():
     model = recipes.train_robust_mnist(steps=2, eps=0.1, config={"channels": (4, 8), "hidden": 16, "bf16": False})
     assert model.run.config["eps"] == 0.1 and model.run.config["channels"] == [4, 8]
     assert recipes.ROBUST_MNIST_CONFIG.eps == 0.3
+
+
+def test_the_benchmark_table_prints_every_saved_run(tmp_path):
+    path = tmp_path / "robust.json"
+    assert robust.benchmark_table(path) == ""
+    runs = {"recipe/300": {"steps": 10, "clean": 0.981, "pgd40": 0.9, "autoattack": 0.871},
+            "pgd/60": {"steps": 5, "clean": 0.9, "pgd40": 0.5}}
+    path.write_text(json.dumps({"runs": runs, "meta": {"machine": "m", "eps": 0.3, "test digits": 1000}}))
+    rows = robust.benchmark_table(path).splitlines()
+    assert rows[2] == "| pgd | 60 | 5 | 90.0% | 50.0% | - |"  # sorted by budget
+    assert rows[3] == "| recipe | 300 | 10 | 98.1% | 90.0% | 87.1% |"
+    assert rows[-1].startswith("1000 test digits, eps 0.3; m")
