@@ -3,6 +3,8 @@
     python benchmarks/bench_robust.py                       # 60, 150 and 300 s, PGD-40 and AutoAttack
     python benchmarks/bench_robust.py --seconds 60 --no-autoattack
     python benchmarks/bench_robust.py --autoattack-at 300     # AutoAttack on the 300 s models only
+    python benchmarks/bench_robust.py --seconds 60 150 --no-autoattack --shipped --save ...
+        # train the 60 and 150 s models; evaluate the shipped 300 s runs (ch10_recipe, ch10_pgd)
     python benchmarks/bench_robust.py --save course_lib/assets/bench/robust.json   # chapter 10 prints it
 
 Both models train for the same number of seconds on the 4,000 embedded training digits:
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from course_lib import attacks, data, recipes, robust, utils
+from course_lib import attacks, data, pretrained, recipes, robust, utils
 
 
 def evaluate(model, x, y, eps: float, autoattack: bool) -> dict[str, float]:
@@ -69,6 +71,9 @@ def main() -> None:
     parser.add_argument("--no-bf16", action="store_true")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--save", default=None, help="merge the results into this JSON file")
+    parser.add_argument("--shipped", action="store_true",
+                        help="also evaluate (with AutoAttack) the shipped 300 s runs ch10_recipe and ch10_pgd, "
+                             "which tools/train_weights.py trained on this machine with these settings")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     test = data.load_mnist("test")
@@ -95,6 +100,18 @@ def main() -> None:
             aa = f"{r['autoattack']:.1%}" if "autoattack" in r else "-"
             print(f"{method} {seconds:.0f} s {r['steps']:6d} steps: clean {r['clean']:.1%}, "
                   f"PGD-40 {r['pgd40']:.1%}, AutoAttack {aa}", flush=True)
+    if args.shipped:
+        for method, name in (("recipe", "ch10_recipe"), ("pgd", "ch10_pgd")):
+            entry = pretrained.manifest()[name]
+            state = utils.load_checkpoint(pretrained.WEIGHTS_DIR / entry["file"])
+            model = robust.robust_model(robust.robust_config(state["config"]))
+            model.load_state_dict(state["modules"]["model"])
+            model.float().eval()
+            r = {"steps": state["step"], "shipped": name,
+                 **evaluate(model, test.data, test.targets, args.eps, True)}
+            rows[f"{method}/{round(state['elapsed']):g}"] = r
+            print(f"{method} (shipped {name}, {state['elapsed']:.0f} s, {state['step']} steps): clean {r['clean']:.1%}, "
+                  f"PGD-40 {r['pgd40']:.1%}, AutoAttack {r['autoattack']:.1%}", flush=True)
     if args.save:
         path = Path(args.save)
         saved = json.loads(path.read_text()) if path.is_file() else {"runs": {}}
