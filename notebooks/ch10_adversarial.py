@@ -238,7 +238,6 @@ for name, model in models.items():
 if not FAST:  # fast mode trains a few steps: the code path, not the quality
     assert results["pgd"]["PGD-40"] > results["natural"]["PGD-40"] + 0.5  # training on attacks helps
     assert results["pgd"]["PGD-40"] > 0.7 and results["trades"]["PGD-40"] > 0.7
-    assert results["natural"]["clean"] > max(results[k]["clean"] for k in ("pgd", "trades")) - 0.03
 
 # %% [markdown]
 # **Catastrophic overfitting.** Fast FGSM is cheap, and it can fail in a way that a weak
@@ -278,10 +277,13 @@ if not FAST:  # the collapse and its remedy need the full run
 # (section 10.5) spends its time on five.
 
 # %% [markdown]
-# **The robustness–accuracy trade-off.** Robust models give up clean accuracy
-# {cite}`tsipras2019robustness`: the table prints both numbers for every model. Part of the gap
-# is data: robust generalisation needs more samples than clean generalisation
-# {cite}`schmidt2018adversarially`, and we train on 4,000 digits.
+# **The robustness–accuracy trade-off.** Robust models can give up clean accuracy
+# {cite}`tsipras2019robustness`, and TRADES's β exists to trade one for the other. On MNIST the
+# price is small: Madry et al. report 98.8 % clean for their robust network against 99.2 % for
+# the natural one. Here the difference is within what one run on 4,000 digits can resolve (the
+# natural network, trained without augmentation, overfits them): the plot shows both numbers
+# for every model. What robustness costs on MNIST is mostly compute, and data: robust
+# generalisation needs more samples than clean generalisation {cite}`schmidt2018adversarially`.
 
 # %%
 fig, ax = plt.subplots(figsize=(4.5, 3.5))
