@@ -11,7 +11,7 @@ each a loss function of a minibatch here:
 * :func:`pgd_loss`: the inner maximum by PGD with a random start (Madry et al., 2018);
 * :func:`fgsm_rs_loss`: one FGSM step from a random start, α = 1.25ε (Wong et al., 2020), about
   ``steps`` times cheaper, and liable to *catastrophic overfitting*, which chapter 10 shows
-  and which :class:`RobustConfig`'s ``guard`` catches;
+  and which :class:`RobustConfig`'s ``monitor`` shows (``early_stop`` is Wong et al.'s remedy);
 * :func:`trades_loss`: the clean cross-entropy plus β times the KL divergence between the
   predictions at x and at the worst x' for that KL (Zhang et al., 2019).
 

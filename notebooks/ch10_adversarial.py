@@ -359,8 +359,9 @@ assert honest[f"AutoAttack ({N_AA} digits)"] < 0.5
 #   training digits than on the test digits), and augmentation narrows that gap.
 #
 # `benchmarks/bench_robust.py` compares it with plain PGD adversarial training at 60, 150 and
-# 300 s of training, under PGD-40 and AutoAttack on all 1,000 test digits; its saved results
-# are printed below, next to this notebook's own AutoAttack run on a subset.
+# 300 s of training, under PGD-40 on all 1,000 test digits, and under AutoAttack on all of
+# them for the 300 s runs (the shipped ones); its saved results are printed below, next to
+# this notebook's own AutoAttack run on a subset.
 
 # %%
 recipe = models["recipe"]
