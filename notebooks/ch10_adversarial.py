@@ -57,14 +57,20 @@ test = data.load_mnist("test")
 N = utils.fast_or_full(100, 1000)  # test digits attacked (all 1,000 in full mode)
 pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:N]
 x_test, y_test = test.data[pick], test.targets[pick]  # (N, 1, 28, 28) in [0, 1], (N,)
-clf = features.load_mnist_classifier()  # the course's classifier (chapter 9), naturally trained
-print(f"fast mode: {FAST}; {N} test digits; clean accuracy of the classifier "
-      f"{attacks.accuracy(clf, x_test, y_test):.1%}")
+clf = (
+    features.load_mnist_classifier()
+)  # the course's classifier (chapter 9), naturally trained
+print(
+    f"fast mode: {FAST}; {N} test digits; clean accuracy of the classifier "
+    f"{attacks.accuracy(clf, x_test, y_test):.1%}"
+)
 
 
 def pgd40(model, x, y, eps=EPS):
-    """The chapter's standard attack: PGD, 40 steps of 0.01, random start (Madry et al.)."""
-    return attacks.pgd(model, x, y, eps, 0.01, 40, generator=torch.Generator().manual_seed(1))
+    """The chapter's attack: PGD, 40 steps of 0.01, random start (Madry et al.)."""
+    return attacks.pgd(
+        model, x, y, eps, 0.01, 40, generator=torch.Generator().manual_seed(1)
+    )
 
 
 # %% [markdown]
@@ -90,20 +96,36 @@ def pgd40(model, x, y, eps=EPS):
 # %%
 x0, y0 = x_test[:64], y_test[:64]
 loss = lambda x: F.cross_entropy(clf(x), y0, reduction="none").detach()  # noqa: E731
-g = torch.autograd.grad(F.cross_entropy(clf(x0.requires_grad_(True)), y0, reduction="sum"), x0)[0]
+g = torch.autograd.grad(
+    F.cross_entropy(clf(x0.requires_grad_(True)), y0, reduction="sum"), x0
+)[0]
 x0 = x0.detach()
-free = ((g > 0) & (x0 < 1)) | ((g < 0) & (x0 > 0))  # pixels that may move along the gradient
+free = ((g > 0) & (x0 < 1)) | (
+    (g < 0) & (x0 > 0)
+)  # pixels that may move along the gradient
 tiny = 1e-3
 predicted = tiny * (g.abs() * free).flatten(1).sum(1)  # (64,)
 gained = loss(attacks.fgsm(clf, x0, y0, tiny)) - loss(x0)
 ratio = (gained / predicted).median().item()
-signs = [torch.randint(0, 2, x0.shape, generator=torch.Generator().manual_seed(s)) * 2 - 1 for s in range(20)]
-random_gain = max((loss((x0 + tiny * r).clamp(0, 1)) - loss(x0)).mean().item() for r in signs)
+signs = [
+    torch.randint(0, 2, x0.shape, generator=torch.Generator().manual_seed(s)) * 2 - 1
+    for s in range(20)
+]
+random_gain = max(
+    (loss((x0 + tiny * r).clamp(0, 1)) - loss(x0)).mean().item() for r in signs
+)
 print(f"gain of FGSM / linear prediction (median over 64 digits): {ratio:.3f}")
-print(f"mean gain: FGSM {gained.mean().item():.2e}, best of 20 random sign patterns {random_gain:.2e}")
-print(f"l1 norm of the input gradient: {g.flatten(1).abs().sum(1).mean():.3g} "
-      f"(d = 784 pixels, mean |g_i| {g.abs().mean():.2e})")
-assert abs(ratio - 1) < 0.05  # the loss is linear at this scale, and FGSM finds its maximum
+print(
+    f"mean gain: FGSM {gained.mean().item():.2e}, "
+    f"best of 20 random sign patterns {random_gain:.2e}"
+)
+print(
+    f"l1 norm of the input gradient: {g.flatten(1).abs().sum(1).mean():.3g} "
+    f"(d = 784 pixels, mean |g_i| {g.abs().mean():.2e})"
+)
+assert (
+    abs(ratio - 1) < 0.05
+)  # the loss is linear at this scale, and FGSM finds its maximum
 assert gained.mean() > 5 * abs(random_gain)
 
 # %% [markdown]
@@ -126,24 +148,44 @@ assert gained.mean() > 5 * abs(random_gain)
 # The curves below are the classifier's accuracy on the test digits as $\epsilon$ grows.
 
 # %%
-eps_grid = utils.fast_or_full([0.0, 0.1, 0.2, 0.3], [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3])
-n_curve = utils.fast_or_full(100, 500)  # PGD-40 at 7 radii on 1,000 digits would take minutes
-curve_fgsm = attacks.accuracy_curve(clf, x_test[:n_curve], y_test[:n_curve], attacks.fgsm, eps_grid)
-curve_pgd = attacks.accuracy_curve(clf, x_test[:n_curve], y_test[:n_curve], attacks.pgd, eps_grid, alpha=0.01,
-                                   steps=40, generator=torch.Generator().manual_seed(1))
+eps_grid = utils.fast_or_full(
+    [0.0, 0.1, 0.2, 0.3], [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
+)
+n_curve = utils.fast_or_full(
+    100, 500
+)  # PGD-40 at 7 radii on 1,000 digits would take minutes
+curve_fgsm = attacks.accuracy_curve(
+    clf, x_test[:n_curve], y_test[:n_curve], attacks.fgsm, eps_grid
+)
+curve_pgd = attacks.accuracy_curve(
+    clf,
+    x_test[:n_curve],
+    y_test[:n_curve],
+    attacks.pgd,
+    eps_grid,
+    alpha=0.01,
+    steps=40,
+    generator=torch.Generator().manual_seed(1),
+)
 for e, a, b in zip(eps_grid, curve_fgsm, curve_pgd):
     print(f"eps {e:.2f}: FGSM {a:6.1%}   PGD-40 {b:6.1%}")
 fig, ax = plt.subplots(figsize=(5, 3.2))
 ax.plot(eps_grid, curve_fgsm, "o-", label="FGSM")
 ax.plot(eps_grid, curve_pgd, "s-", label="PGD-40, random start")
-ax.set(xlabel=r"$\epsilon$ ($\ell_\infty$, pixel units)", ylabel="accuracy", ylim=(0, 1.02),
-       title=f"the naturally trained classifier, {n_curve} test digits")
+ax.set(
+    xlabel=r"$\epsilon$ ($\ell_\infty$, pixel units)",
+    ylabel="accuracy",
+    ylim=(0, 1.02),
+    title=f"the naturally trained classifier, {n_curve} test digits",
+)
 ax.legend()
 fig.tight_layout()
 natural_pgd = attacks.robust_accuracy(clf, x_test, y_test, pgd40)  # all N digits
 print(f"PGD-40 at eps = 0.3 on all {N} test digits: {natural_pgd:.1%}")
 assert natural_pgd <= 0.05  # a naturally trained network is not robust at eps = 0.3
-assert all(b <= a + 0.01 for a, b in zip(curve_fgsm, curve_pgd))  # PGD is the stronger attack
+assert all(
+    b <= a + 0.01 for a, b in zip(curve_fgsm, curve_pgd)
+)  # PGD is the stronger attack
 
 # %% [markdown]
 # At $\epsilon = 0.3$ PGD leaves the classifier with the accuracy printed above: almost
@@ -155,13 +197,19 @@ adv_pgd = pgd40(clf, x_test[:8], y_test[:8])
 with torch.no_grad():
     preds = [clf(v).argmax(1) for v in (x_test[:8], adv_fgsm, adv_pgd)]
 fig, axes = plt.subplots(3, 8, figsize=(8, 3.3))
-for row, (imgs, p, name) in enumerate(zip((x_test[:8], adv_fgsm, adv_pgd), preds, ("clean", "FGSM", "PGD"))):
+for row, (imgs, p, name) in enumerate(
+    zip((x_test[:8], adv_fgsm, adv_pgd), preds, ("clean", "FGSM", "PGD"))
+):
     for j in range(8):
         axes[row, j].imshow(imgs[j, 0], cmap="gray", vmin=0, vmax=1)
         axes[row, j].set_title(f"{name}: {int(p[j])}", fontsize=8)
         axes[row, j].axis("off")
 fig.tight_layout()
-assert ((adv_pgd - x_test[:8]).abs().amax() <= EPS + 1e-6) and adv_pgd.min() >= 0 and adv_pgd.max() <= 1
+assert (
+    ((adv_pgd - x_test[:8]).abs().amax() <= EPS + 1e-6)
+    and adv_pgd.min() >= 0
+    and adv_pgd.max() <= 1
+)
 
 # %% [markdown]
 # **Why normalisation lives inside the model.** Classifiers usually standardise their input,
@@ -173,9 +221,14 @@ assert ((adv_pgd - x_test[:8]).abs().amax() <= EPS + 1e-6) and adv_pgd.min() >= 
 # mistake would report as "robust accuracy at $\epsilon = 0.3$".
 
 # %%
-wrong_units = attacks.robust_accuracy(clf, x_test[:n_curve], y_test[:n_curve], functools.partial(pgd40, eps=EPS * 0.3081))
-print(f"PGD-40 at eps = 0.3 in standardised units (= {EPS * 0.3081:.3f} in pixels): {wrong_units:.1%} "
-      f"accuracy; at eps = 0.3 in pixels: {curve_pgd[-1]:.1%} ({n_curve} digits)")
+wrong_units = attacks.robust_accuracy(
+    clf, x_test[:n_curve], y_test[:n_curve], functools.partial(pgd40, eps=EPS * 0.3081)
+)
+print(
+    f"PGD-40 at eps = 0.3 in standardised units (= {EPS * 0.3081:.3f} in pixels): "
+    f"{wrong_units:.1%} "
+    f"accuracy; at eps = 0.3 in pixels: {curve_pgd[-1]:.1%} ({n_curve} digits)"
+)
 assert wrong_units > curve_pgd[-1] + 0.2
 
 # %% [markdown]
@@ -217,11 +270,18 @@ models = {}
 for name, config in robust.CHAPTER_RUNS.items():  # the settings of each run
     print(name, config)
     models[name] = robust.train_robust(
-        **(BUDGET or {"steps": FAST_STEPS[name]}), seed=0, config=config,
-        checkpoint=CKPT / f"ch10_{name}_{MODE}.pt", shipped=f"ch10_{name}", desc=name,
+        **(BUDGET or {"steps": FAST_STEPS[name]}),
+        seed=0,
+        config=config,
+        checkpoint=CKPT / f"ch10_{name}_{MODE}.pt",
+        shipped=f"ch10_{name}",
+        desc=name,
     )
 models["recipe"] = recipes.train_robust_mnist(
-    **(BUDGET or {"steps": 10}), seed=0, eps=EPS, checkpoint=CKPT / f"ch10_recipe_{MODE}.pt",
+    **(BUDGET or {"steps": 10}),
+    seed=0,
+    eps=EPS,
+    checkpoint=CKPT / f"ch10_recipe_{MODE}.pt",
     shipped="ch10_recipe",
 )
 results = {}
@@ -233,10 +293,15 @@ for name, model in models.items():
         "PGD-40": attacks.robust_accuracy(model, x_test, y_test, pgd40),
     }
     r = results[name]
-    print(f"{name:13s} {r['steps']:5d} steps in {r['seconds']:4.0f} s: clean {r['clean']:6.1%}, "
-          f"PGD-40 at eps 0.3 {r['PGD-40']:6.1%}")
+    print(
+        f"{name:13s} {r['steps']:5d} steps in {r['seconds']:4.0f} s: "
+        f"clean {r['clean']:6.1%}, "
+        f"PGD-40 at eps 0.3 {r['PGD-40']:6.1%}"
+    )
 if not FAST:  # fast mode trains a few steps: the code path, not the quality
-    assert results["pgd"]["PGD-40"] > results["natural"]["PGD-40"] + 0.5  # training on attacks helps
+    assert (
+        results["pgd"]["PGD-40"] > results["natural"]["PGD-40"] + 0.5
+    )  # training on attacks helps
     assert results["pgd"]["PGD-40"] > 0.7 and results["trades"]["PGD-40"] > 0.7
 
 # %% [markdown]
@@ -255,19 +320,36 @@ fig, ax = plt.subplots(figsize=(5.5, 3.2))
 for name, style in (("fgsm_rs", "o-"), ("pgd2", "x--")):
     h = models[name].history
     ax.plot(h["monitor_step"], h["monitor"], style, ms=3, label=name)
-ax.set(xlabel="training step", ylabel="PGD-10 accuracy, 200 held-out digits", ylim=(0, 1),
-       title=r"monitored robustness at $\epsilon = 0.3$")
+ax.set(
+    xlabel="training step",
+    ylabel="PGD-10 accuracy, 200 held-out digits",
+    ylim=(0, 1),
+    title=r"monitored robustness at $\epsilon = 0.3$",
+)
 ax.legend()
 fig.tight_layout()
-fgsm_acc = attacks.robust_accuracy(models["fgsm_rs"], x_test, y_test, functools.partial(attacks.fgsm, eps=EPS))
+fgsm_acc = attacks.robust_accuracy(
+    models["fgsm_rs"], x_test, y_test, functools.partial(attacks.fgsm, eps=EPS)
+)
 collapse = results["fgsm_rs"]["PGD-40"]
 best_monitored = max(models["fgsm_rs"].history["monitor"] or [0])
-print(f"fast FGSM (alpha = 1.25 eps): accuracy under FGSM {fgsm_acc:.1%}, under PGD-40 {collapse:.1%}; "
-      f"best monitored PGD-10 accuracy {best_monitored:.1%}")
-print(f"two PGD steps: PGD-40 {results['pgd2']['PGD-40']:.1%}; ten (the baseline): {results['pgd']['PGD-40']:.1%}")
+print(
+    f"fast FGSM (alpha = 1.25 eps): accuracy under FGSM {fgsm_acc:.1%}, "
+    f"under PGD-40 {collapse:.1%}; "
+    f"best monitored PGD-10 accuracy {best_monitored:.1%}"
+)
+print(
+    f"two PGD steps: PGD-40 {results['pgd2']['PGD-40']:.1%}; "
+    f"ten (the baseline): {results['pgd']['PGD-40']:.1%}"
+)
 if not FAST:  # the collapse and its remedy need the full run
-    assert fgsm_acc > 0.7 and collapse < 0.2  # robust to the attack it trained on, and only to it
-    assert results["pgd2"]["PGD-40"] > collapse + 0.15 and results["pgd"]["PGD-40"] > results["pgd2"]["PGD-40"]
+    assert (
+        fgsm_acc > 0.7 and collapse < 0.2
+    )  # robust to the attack it trained on, and only to it
+    assert (
+        results["pgd2"]["PGD-40"] > collapse + 0.15
+        and results["pgd"]["PGD-40"] > results["pgd2"]["PGD-40"]
+    )
 
 # %% [markdown]
 # The fast FGSM model is robust to FGSM and not to PGD: catastrophic overfitting. Its monitored
@@ -289,8 +371,18 @@ if not FAST:  # the collapse and its remedy need the full run
 fig, ax = plt.subplots(figsize=(4.5, 3.5))
 for name, r in results.items():
     ax.scatter(r["clean"], r["PGD-40"], s=30)
-    ax.annotate(name, (r["clean"], r["PGD-40"]), fontsize=8, xytext=(3, 3), textcoords="offset points")
-ax.set(xlabel="clean accuracy", ylabel=r"PGD-40 accuracy, $\epsilon = 0.3$", ylim=(-0.02, 1))
+    ax.annotate(
+        name,
+        (r["clean"], r["PGD-40"]),
+        fontsize=8,
+        xytext=(3, 3),
+        textcoords="offset points",
+    )
+ax.set(
+    xlabel="clean accuracy",
+    ylabel=r"PGD-40 accuracy, $\epsilon = 0.3$",
+    ylim=(-0.02, 1),
+)
 fig.tight_layout()
 
 # %% [markdown]
@@ -318,22 +410,41 @@ see_through = robust.Quantize(clf, levels=8, bpda=True)
 N_AA = utils.fast_or_full(10, 100)  # AutoAttack is slow: a subset of the test digits
 honest = {
     "clean": attacks.accuracy(defended, x_h, y_h),
-    "FGSM": attacks.robust_accuracy(defended, x_h, y_h, functools.partial(attacks.fgsm, eps=EPS)),
+    "FGSM": attacks.robust_accuracy(
+        defended, x_h, y_h, functools.partial(attacks.fgsm, eps=EPS)
+    ),
     "PGD-40": attacks.robust_accuracy(defended, x_h, y_h, pgd40),
-    "PGD-40, restarts": attacks.robust_accuracy(defended, x_h, y_h, functools.partial(
-        attacks.pgd, eps=EPS, alpha=0.01, steps=40, restarts=utils.fast_or_full(2, 5),
-        generator=torch.Generator().manual_seed(2))),
-    "transfer from the undefended model": attacks.accuracy(defended, pgd40(clf, x_h, y_h), y_h),
+    "PGD-40, restarts": attacks.robust_accuracy(
+        defended,
+        x_h,
+        y_h,
+        functools.partial(
+            attacks.pgd,
+            eps=EPS,
+            alpha=0.01,
+            steps=40,
+            restarts=utils.fast_or_full(2, 5),
+            generator=torch.Generator().manual_seed(2),
+        ),
+    ),
+    "transfer from the undefended model": attacks.accuracy(
+        defended, pgd40(clf, x_h, y_h), y_h
+    ),
     "BPDA (PGD-40)": attacks.accuracy(defended, pgd40(see_through, x_h, y_h), y_h),
 }
 t0 = time.perf_counter()
 honest[f"AutoAttack ({N_AA} digits)"] = attacks.accuracy(
-    defended, attacks.autoattack(defended, x_test[:N_AA], y_test[:N_AA], EPS), y_test[:N_AA])
+    defended,
+    attacks.autoattack(defended, x_test[:N_AA], y_test[:N_AA], EPS),
+    y_test[:N_AA],
+)
 for name, acc in honest.items():
     print(f"8-level quantisation, {name:36s}: {acc:6.1%}")
 print(f"(AutoAttack took {time.perf_counter() - t0:.0f} s)")
 assert honest["FGSM"] > 0.8 and honest["PGD-40"] > 0.8  # it looks robust...
-assert honest["transfer from the undefended model"] < 0.3 and honest["BPDA (PGD-40)"] < 0.1  # ...and is not
+assert (
+    honest["transfer from the undefended model"] < 0.3 and honest["BPDA (PGD-40)"] < 0.1
+)  # ...and is not
 assert honest[f"AutoAttack ({N_AA} digits)"] < 0.5
 
 # %% [markdown]
@@ -368,16 +479,31 @@ recipe = models["recipe"]
 print(recipes.ROBUST_MNIST_CONFIG)
 N_AA_RECIPE = utils.fast_or_full(10, 200)
 t0 = time.perf_counter()
-aa_recipe = attacks.accuracy(recipe, attacks.autoattack(recipe, x_test[:N_AA_RECIPE], y_test[:N_AA_RECIPE], EPS),
-                             y_test[:N_AA_RECIPE])
-print(f"recipe: clean {results['recipe']['clean']:.1%}, PGD-40 {results['recipe']['PGD-40']:.1%}, "
-      f"AutoAttack on {N_AA_RECIPE} digits {aa_recipe:.1%} ({time.perf_counter() - t0:.0f} s)")
+aa_recipe = attacks.accuracy(
+    recipe,
+    attacks.autoattack(recipe, x_test[:N_AA_RECIPE], y_test[:N_AA_RECIPE], EPS),
+    y_test[:N_AA_RECIPE],
+)
+print(
+    f"recipe: clean {results['recipe']['clean']:.1%}, "
+    f"PGD-40 {results['recipe']['PGD-40']:.1%}, "
+    f"AutoAttack on {N_AA_RECIPE} digits {aa_recipe:.1%} "
+    f"({time.perf_counter() - t0:.0f} s)"
+)
 assert aa_recipe <= attacks.accuracy(recipe, x_test[:N_AA_RECIPE], y_test[:N_AA_RECIPE])
 if not FAST:
-    # the targets; AutoAttack's is checked on all 1,000 digits by the benchmark (a subset is noisy)
-    assert results["recipe"]["clean"] >= 0.97 and results["recipe"]["PGD-40"] >= 0.88 and aa_recipe >= 0.8
+    # the targets; AutoAttack's is checked on all 1,000 digits by the benchmark
+    # (a subset is noisy)
+    assert (
+        results["recipe"]["clean"] >= 0.97
+        and results["recipe"]["PGD-40"] >= 0.88
+        and aa_recipe >= 0.8
+    )
     assert results["recipe"]["PGD-40"] > results["pgd"]["PGD-40"]
-print(robust.benchmark_table() or "(no saved benchmark: run benchmarks/bench_robust.py --save ...)")
+print(
+    robust.benchmark_table()
+    or "(no saved benchmark: run benchmarks/bench_robust.py --save ...)"
+)
 
 # %% [markdown]
 # ## 10.6 Robust gradients generate: large steps change the digit
@@ -402,10 +528,13 @@ print(robust.benchmark_table() or "(no saved benchmark: run benchmarks/bench_rob
 # CPU-minutes, an $\ell_\infty$-robust model) the effect is real but modest; Santurkar et al.
 # generate ImageNet-sized images with $\ell_2$-robust ResNets.
 
+
 # %%
 def total_variation(x):
-    """Anisotropic total variation of each image (B,): the summed absolute differences of neighbours."""
-    return (x.diff(dim=-1).abs().flatten(1).sum(1) + x.diff(dim=-2).abs().flatten(1).sum(1))
+    """Anisotropic total variation (B,): summed absolute differences of neighbours."""
+    return x.diff(dim=-1).abs().flatten(1).sum(1) + x.diff(dim=-2).abs().flatten(1).sum(
+        1
+    )
 
 
 n_gen = utils.fast_or_full(50, 200)
@@ -414,8 +543,17 @@ shift = torch.randint(1, 10, (n_gen,), generator=torch.Generator().manual_seed(3
 targets = (y_src + shift) % 10  # (n_gen,): another class for every digit
 L2_EPS = 4.0
 generated = {
-    name: attacks.pgd(models[name], src, targets, L2_EPS, L2_EPS / 10, 40, norm="l2",
-                      targeted=True, random_start=False)
+    name: attacks.pgd(
+        models[name],
+        src,
+        targets,
+        L2_EPS,
+        L2_EPS / 10,
+        40,
+        norm="l2",
+        targeted=True,
+        random_start=False,
+    )
     for name in ("natural", "recipe")
 }
 judge = models["pgd"]
@@ -427,16 +565,30 @@ for name, x in generated.items():
         "tv": (total_variation(x) / total_variation(src)).mean().item(),
     }
     r = gen_table[name]
-    print(f"{name:8s}: read as the target by itself {r['own']:4.0%}, by the independent robust judge "
-          f"{r['judge']:4.0%}; total variation x{r['tv']:.2f} of the source's")
+    print(
+        f"{name:8s}: read as the target by itself {r['own']:4.0%}, "
+        f"by the independent robust judge "
+        f"{r['judge']:4.0%}; total variation x{r['tv']:.2f} of the source's"
+    )
 fig, axes = plt.subplots(3, 10, figsize=(9, 3.2))
-for row, (name, imgs) in enumerate((("source", src), ("natural", generated["natural"]),
-                                    ("robust", generated["recipe"]))):
+for row, (name, imgs) in enumerate(
+    (
+        ("source", src),
+        ("natural", generated["natural"]),
+        ("robust", generated["recipe"]),
+    )
+):
     for k in range(10):
         axes[row, k].imshow(imgs[k, 0], cmap="gray", vmin=0, vmax=1)
-        axes[row, k].set_title(f"{int(y_src[k]) if row == 0 else int(targets[k])}", fontsize=7)
+        axes[row, k].set_title(
+            f"{int(y_src[k]) if row == 0 else int(targets[k])}", fontsize=7
+        )
         axes[row, k].axis("off")
-    axes[row, 0].set_title(f"{name}: {int(y_src[0]) if row == 0 else int(targets[0])}", fontsize=7, loc="left")
+    axes[row, 0].set_title(
+        f"{name}: {int(y_src[0]) if row == 0 else int(targets[0])}",
+        fontsize=7,
+        loc="left",
+    )
 fig.tight_layout()
 if not FAST:  # needs trained models
     assert gen_table["recipe"]["tv"] < gen_table["natural"]["tv"] - 0.2
@@ -450,14 +602,24 @@ if not FAST:  # needs trained models
 # (Knowing the true class is the premise: Salman et al. design objects whose class is known.)
 
 # %%
-noisy = (x_test + 0.5 * torch.randn(x_test.shape, generator=torch.Generator().manual_seed(4))).clamp(0, 1)
-enhanced = {src_name: attacks.pgd(m, noisy, y_test, 0.2, 0.02, 20, targeted=True, random_start=False)
-            for src_name, m in (("recipe", recipe), ("classifier", clf))}
+noisy = (
+    x_test + 0.5 * torch.randn(x_test.shape, generator=torch.Generator().manual_seed(4))
+).clamp(0, 1)
+enhanced = {
+    src_name: attacks.pgd(
+        m, noisy, y_test, 0.2, 0.02, 20, targeted=True, random_start=False
+    )
+    for src_name, m in (("recipe", recipe), ("classifier", clf))
+}
 unadv = {
     "classifier, noisy": attacks.accuracy(clf, noisy, y_test),
-    "classifier, enhanced on the recipe": attacks.accuracy(clf, enhanced["recipe"], y_test),
+    "classifier, enhanced on the recipe": attacks.accuracy(
+        clf, enhanced["recipe"], y_test
+    ),
     "recipe, noisy": attacks.accuracy(recipe, noisy, y_test),
-    "recipe, enhanced on the classifier": attacks.accuracy(recipe, enhanced["classifier"], y_test),
+    "recipe, enhanced on the classifier": attacks.accuracy(
+        recipe, enhanced["classifier"], y_test
+    ),
 }
 for name, acc in unadv.items():
     print(f"{name:36s}: {acc:.1%}")
@@ -478,8 +640,12 @@ if not FAST:
 # (shipped weights in the default mode); the course's classifier reads the reconstructions.
 
 # %%
-vae = recipes.train_mnist_vae(steps=utils.fast_or_full(200, 18_000), seed=0,
-                              checkpoint=CKPT / f"ch07_recipe_{MODE}.pt", shipped="ch07_recipe")
+vae = recipes.train_mnist_vae(
+    steps=utils.fast_or_full(200, 18_000),
+    seed=0,
+    checkpoint=CKPT / f"ch07_recipe_{MODE}.pt",
+    shipped="ch07_recipe",
+)
 
 
 class PosteriorMean(torch.nn.Module):
@@ -505,17 +671,34 @@ encoder = PosteriorMean(vae).eval()
 with torch.no_grad():
     target_mu = encoder(tgt)
 VAE_EPS = 0.2
-x_vae_adv = attacks.pgd(encoder, src, target_mu, VAE_EPS, 0.01, 100, loss=closeness,
-                        generator=torch.Generator().manual_seed(5))
-x_noise = (src + VAE_EPS * torch.sign(torch.randn(src.shape, generator=torch.Generator().manual_seed(6)))).clamp(0, 1)
+x_vae_adv = attacks.pgd(
+    encoder,
+    src,
+    target_mu,
+    VAE_EPS,
+    0.01,
+    100,
+    loss=closeness,
+    generator=torch.Generator().manual_seed(5),
+)
+x_noise = (
+    src
+    + VAE_EPS
+    * torch.sign(torch.randn(src.shape, generator=torch.Generator().manual_seed(6)))
+).clamp(0, 1)
 hit = {}
 for name, x in (("attack", x_vae_adv), ("random signs, same size", x_noise)):
     hit[name] = attacks.accuracy(clf, vae.reconstruct(x), y_tgt)
-    print(f"{name:24s}: the reconstruction is read as the target digit {hit[name]:.0%} of the time")
+    print(
+        f"{name:24s}: the reconstruction is read as the target digit "
+        f"{hit[name]:.0%} of the time"
+    )
 fig, axes = plt.subplots(4, 8, figsize=(8, 4.3))
 with torch.no_grad():
     rows = (src[:8], x_vae_adv[:8], vae.reconstruct(x_vae_adv[:8]), tgt[:8])
-for r, (imgs, name) in enumerate(zip(rows, ("source", "source + delta", "its reconstruction", "target"))):
+for r, (imgs, name) in enumerate(
+    zip(rows, ("source", "source + delta", "its reconstruction", "target"))
+):
     for j in range(8):
         axes[r, j].imshow(imgs[j, 0], cmap="gray", vmin=0, vmax=1)
         axes[r, j].axis("off")
@@ -557,8 +740,12 @@ check_fgsm(fgsm)
 # `eps` around the **original** `x`, and clamp to $[0, 1]$.
 
 # %% tags=["hide-input"] nbgrader={"grade": false, "grade_id": "ch10-ex2", "locked": false, "schema_version": 3, "solution": true, "task": false}
+import torch
+import torch.nn.functional as F
+
+
 def pgd_step(model, x, x_adv, y, eps, alpha):
-    """x_adv + alpha sign(grad), projected onto the eps-ball around x and onto [0, 1]."""
+    """x_adv + alpha sign(grad), projected onto the eps-ball around x, then [0, 1]."""
     ### BEGIN SOLUTION
     x_adv = x_adv.detach().clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(F.cross_entropy(model(x_adv), y), x_adv)
@@ -583,5 +770,8 @@ print(f"{'model':14s} {'steps':>6s} {'clean':>7s} {'PGD-40':>7s}")
 for name, r in results.items():
     print(f"{name:14s} {r['steps']:6d} {r['clean']:7.1%} {r['PGD-40']:7.1%}")
 print(f"natural classifier (chapter 9) under PGD-40 at eps 0.3: {natural_pgd:.1%}")
-print(f"quantisation 'defence': PGD-40 {honest['PGD-40']:.1%}, BPDA {honest['BPDA (PGD-40)']:.1%}")
+print(
+    f"quantisation 'defence': PGD-40 {honest['PGD-40']:.1%}, "
+    f"BPDA {honest['BPDA (PGD-40)']:.1%}"
+)
 print(f"chapter run time: {time.perf_counter() - t_start:.0f} s")
