@@ -316,6 +316,43 @@ def load_image(name: str = "camera") -> torch.Tensor:
     return t.unsqueeze(0) if t.ndim == 2 else t[..., :3].permute(2, 0, 1).contiguous()
 
 
+PHOTOS = {
+    # held out: chapter 11 measures every restorer on these and never trains on them
+    "test": ("camera", "astronaut", "coffee", "chelsea"),
+    # the rest of scikit-image's offline natural images and micrographs ("cat" is "chelsea")
+    "train": ("brick", "cell", "clock", "coins", "grass", "gravel", "hubble_deep_field",
+              "immunohistochemistry", "microaneurysms", "moon", "page", "retina", "rocket", "text",
+              "motorcycle_left", "motorcycle_right"),
+}
+
+
+@functools.cache
+def _photo(name: str) -> np.ndarray:
+    import skimage.data
+    from skimage.color import rgb2gray
+    from skimage.util import img_as_float32
+
+    if name.startswith("motorcycle_"):
+        img = skimage.data.stereo_motorcycle()[0 if name.endswith("left") else 1]
+    else:
+        img = getattr(skimage.data, name)()
+    img = img_as_float32(img)
+    if img.ndim == 3:
+        img = rgb2gray(img[..., :3]).astype(np.float32)
+    img.setflags(write=False)
+    return img
+
+
+def load_photos(split: str = "test") -> dict[str, torch.Tensor]:
+    """Grey scikit-image photos as ``{name: (1, H, W)}`` float tensors in [0, 1] (embedded;
+    chapter 11). ``"test"``: the four held-out photos every restorer is measured on
+    (512x512 camera and astronaut, 400x600 coffee, 300x451 chelsea); ``"train"``: the 16 others
+    (natural images and micrographs) that the learned restorers train on. Colour images are
+    converted with ``skimage.color.rgb2gray`` (ITU-R 601 luma)."""
+    _check_split(split)
+    return {name: torch.from_numpy(_photo(name).copy()).unsqueeze(0) for name in PHOTOS[split]}
+
+
 def load_dataset(name: str, split: str = "train", **kwargs) -> Dataset:
     """Load any course dataset by name: mnist, fashion_mnist, cifar10, digits, faces."""
     loaders = {

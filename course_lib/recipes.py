@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import denoisers as D
 from . import gan as GAN
 from . import robust as R
 from . import vae as V
@@ -322,3 +323,42 @@ same time, and the network is still big enough), PGD-5 with step 2.5ε/5 instead
 (again twice the steps; PGD-10 did worse at equal time), and random rotations, zooms and shifts
 of the training digits (``features.random_affine``: robust accuracy generalises worse than clean
 accuracy, and 4,000 digits are few)."""
+
+
+# =========================================================================================
+# The denoiser (chapter 11) -- benchmarked by benchmarks/bench_restoration.py
+# =========================================================================================
+
+DENOISER_CONFIG = D.DenoiserConfig()
+"""The settings of :func:`train_denoiser` (measured in ``benchmarks/bench_restoration.py``): a
+three-level U-Net of residual blocks (32, 64 and 128 channels, no normalisation) that predicts
+the noise from the image and a noise-level map (a small DRUNet, Zhang et al., 2021), trained on
+random 64x64 patches of the 16 training photos with their flips and quarter turns, 32 per step,
+squared error, Adam at 1e-3 with a short warm-up and a cosine decay to zero over the budget
+(the decay is what a short budget needs most), bfloat16 autocast where the CPU has bf16 units."""
+
+SHIPPED_DENOISER_CONFIG = D.DenoiserConfig(channels=(32, 64, 128, 256), sigma_max=55 / 255)
+"""The shipped denoiser (:func:`course_lib.restoration.pretrained_denoiser`): the recipe with a
+fourth level (a receptive field larger than the 64x64 patches) and noise levels drawn from
+U(0, 55/255) per patch, so one network serves plug-and-play restoration at every level; trained
+for 55 minutes by ``tools/train_weights.py ch11_denoiser``."""
+
+SHIPPED_DENOISER_SECONDS = 3300.0
+
+
+def train_denoiser(
+    seconds: float | None = None, sigma: float = 25 / 255, seed: int = 0, *, steps: int | None = None,
+    config: D.DenoiserConfig | dict | None = None, checkpoint: str | os.PathLike | None = None,
+    shipped: str | None = None, desc: str = "denoiser",
+) -> nn.Module:
+    """The course's best grey-level denoiser for a CPU budget (chapter 11).
+
+    :data:`DENOISER_CONFIG` trained by :func:`course_lib.denoisers.train_denoiser` for Gaussian
+    noise of standard deviation ``sigma`` ([0, 1] units) on patches of the embedded training
+    photos, for ``seconds`` (or ``steps``). Returns a :class:`course_lib.denoisers.Denoiser` in
+    eval mode: noisy (B, 1, H, W) in, the denoised image out, at any H, W. ``config`` (a dict
+    of changes) makes a variant.
+    """
+    cfg = D.denoiser_config(config, base=DENOISER_CONFIG)
+    return D.train_denoiser(seconds, sigma, seed, steps=steps, config=cfg, checkpoint=checkpoint,
+                            shipped=shipped, desc=desc)
