@@ -130,6 +130,13 @@ class ESPCN(nn.Module):
 
 ARCHS = ("unet", "dncnn", "dae")
 
+CHAPTER_RUNS: dict[str, dict] = {
+    # chapter 11's equal-time comparison: changes to the recipe's config (recipes.DENOISER_CONFIG)
+    "dae": {"arch": "dae", "channels": (32,)},
+    "dncnn": {"arch": "dncnn", "channels": (48,), "blocks": 12},  # 12 x 48: fair steps on a CPU
+    "recipe": {},
+}
+
 
 @dataclass(frozen=True)
 class DenoiserConfig:

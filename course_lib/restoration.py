@@ -394,13 +394,13 @@ def bicubic(y: torch.Tensor, factor: int) -> torch.Tensor:
 @torch.no_grad()
 def pnp_hqs(
     y: torch.Tensor, op: Operator, denoiser: Callable[[torch.Tensor, float], torch.Tensor], sigma: float,
-    iters: int = 24, sigma_start: float = 49 / 255, lam: float = 0.23,
+    iters: int = 24, sigma_start: float = 49 / 255, sigma_end: float | None = None, lam: float = 0.23,
 ) -> torch.Tensor:
     r"""Plug-and-play half-quadratic splitting (Zhang et al., 2021, DPIR; chapter 11).
 
     Solves min_x ||y - Ax||² / (2σ²) + λ R(x) by alternating a data step and a denoising step,
-    with the denoiser's strength σ_k falling geometrically from ``sigma_start`` to ``sigma``
-    (at least 1/255) over ``iters`` iterations:
+    with the denoiser's strength σ_k falling geometrically from ``sigma_start`` to ``sigma_end``
+    (by default the noise level σ, at least 1/255) over ``iters`` iterations:
 
     .. math:: x_k = \arg\min_x \|y - Ax\|^2 + \alpha_k \|x - z_{k-1}\|^2,\quad
               \alpha_k = \lambda\,\sigma^2/\sigma_k^2;\qquad z_k = D(x_k, \sigma_k).
@@ -408,12 +408,11 @@ def pnp_hqs(
     ``denoiser(image, sigma_k)`` is any Gaussian denoiser of images in [0, 1] (the course's
     :class:`course_lib.denoisers.Denoiser`); the prior R is only implicit in it.
     """
-    floor = max(sigma, 1 / 255)
-    levels = np.geomspace(sigma_start, floor, iters)
+    noise = max(sigma, 1 / 255)
+    levels = np.geomspace(sigma_start, noise if sigma_end is None else sigma_end, iters)
     z = op.init(y)
     for s in levels:
-        alpha = lam * floor**2 / float(s) ** 2
-        x = op.solve(y, z, alpha)
+        x = op.solve(y, z, lam * noise**2 / float(s) ** 2)
         z = denoiser(x, float(s))
     return z
 
@@ -494,7 +493,26 @@ def latent_restore(
         return generate(codes), codes
 
 
-# --- the shipped denoiser --------------------------------------------------------------------
+# --- the shipped denoiser and the saved benchmark ----------------------------------------------
+
+BENCHMARK = Path(__file__).parent / "assets" / "bench" / "restoration.json"
+
+
+def benchmark_table(path: str | Path = BENCHMARK) -> str:
+    """``benchmarks/bench_restoration.py --save``'s table as Markdown ('' if nothing is saved)."""
+    path = Path(path)
+    if not path.is_file():
+        return ""
+    import json
+
+    saved = json.loads(path.read_text())
+    rows = ["| σ (×1/255) | method | PSNR (dB) | SSIM | seconds (4 photos) | training steps |",
+            "|---|---|---|---|---|---|"]
+    for r in saved["rows"]:
+        rows.append(f"| {r['sigma']:g} | {r['method']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['seconds']:.1f} | "
+                    f"{r.get('steps', '-')} |")
+    return "\n".join(rows) + f"\n\n{saved.get('machine', '')}"
+
 
 
 def pretrained_denoiser(sigma: float = 25 / 255) -> Denoiser:

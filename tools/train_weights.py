@@ -33,7 +33,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib import attacks, data, features, metrics, pretrained, recipes, robust, toy_gan, utils
+from course_lib import (
+    attacks,
+    data,
+    denoisers,
+    features,
+    metrics,
+    pretrained,
+    recipes,
+    robust,
+    toy_gan,
+    utils,
+)
+from course_lib import restoration as R
 from course_lib import vae as V
 from course_lib.train import export_weights
 
@@ -189,6 +201,49 @@ ENTRIES.update({
 })
 ENTRIES["ch10_recipe"] = Entry("ch10_adversarial", lambda: {"model": robust.robust_model(recipes.ROBUST_MNIST_CONFIG)},
                                _robust_pgd40, PGD40, 0.02)
+
+
+# --- chapter 11 -----------------------------------------------------------------------------------
+
+def _photos() -> dict[str, torch.Tensor]:
+    """Chapter 11's four held-out test photos, cut to a multiple of 8, each (1, 1, H, W)."""
+    return {k: v[None, :, : v.shape[-2] // 8 * 8, : v.shape[-1] // 8 * 8] for k, v in data.load_photos("test").items()}
+
+
+def _denoise_psnr(modules: dict[str, nn.Module]) -> float:
+    model = modules["model"]
+    return R.evaluate(lambda y: model(y, 25 / 255), _photos(), lambda x, g: R.add_noise(x, 25 / 255, g))["psnr"]
+
+
+def _sr_psnr(modules: dict[str, nn.Module]) -> float:
+    return R.evaluate(modules["model"], _photos(), lambda x, g: R.Downsample(4)(x))["psnr"]
+
+
+def _inpaint_psnr(modules: dict[str, nn.Module]) -> float:
+    masks = {}
+
+    def observe(x, g):
+        masks["m"] = R.random_mask(x.shape, 0.2, g)
+        return masks["m"] * x
+
+    return R.evaluate(lambda y: modules["model"](y, masks["m"]), _photos(), observe)["psnr"]
+
+
+DENOISE = "PSNR in dB at sigma 25/255, chapter 11's 4 test photos"
+ENTRIES.update({
+    f"ch11_{key}": Entry("ch11_restoration",
+                         lambda c=cfg: {"model": denoisers.build_denoiser(
+                             denoisers.denoiser_config(c, base=recipes.DENOISER_CONFIG))},
+                         _denoise_psnr, DENOISE, 0.002)
+    for key, cfg in denoisers.CHAPTER_RUNS.items()
+})
+ENTRIES["ch11_denoiser"] = Entry("ch11_restoration",
+                                 lambda: {"model": denoisers.build_denoiser(recipes.SHIPPED_DENOISER_CONFIG)},
+                                 _denoise_psnr, DENOISE, 0.002)
+ENTRIES["ch11_espcn"] = Entry("ch11_restoration", lambda: {"model": denoisers.ESPCN(4)}, _sr_psnr,
+                              "PSNR in dB of x4 super-resolution (area downsampling), chapter 11's 4 test photos", 0.002)
+ENTRIES["ch11_inpainter"] = Entry("ch11_restoration", lambda: {"model": denoisers.Inpainter()}, _inpaint_psnr,
+                                  "PSNR in dB with 20 % of the pixels kept, chapter 11's 4 test photos", 0.002)
 
 
 def run_chapter(chapter: str, names: list[str], out: Path) -> float:
