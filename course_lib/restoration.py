@@ -419,7 +419,7 @@ def pnp_hqs(
 
 def deep_image_prior(
     y: torch.Tensor, op: Operator | None = None, iters: int = 1000, lr: float = 1e-3,
-    channels: tuple[int, ...] = (32, 64, 128), blocks: int = 1, input_noise: float = 1 / 30,
+    channels: tuple[int, ...] = (64, 128, 256), blocks: int = 1, input_noise: float = 1 / 30,
     clean: torch.Tensor | None = None, every: int = 25, seed: int = 0,
 ) -> tuple[torch.Tensor, dict[str, list[float]]]:
     """Deep Image Prior (Ulyanov et al., 2018): fit a randomly initialised U-Net ``f`` that maps a

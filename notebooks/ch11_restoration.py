@@ -360,12 +360,21 @@ for key, cfg in denoisers.CHAPTER_RUNS.items():  # changes to recipes.DENOISER_C
     print(f"   ({learned[name].run.step} training steps)")
 equal = {k: results["noise", f"{k}, {TRAINED}"]["psnr"] for k in learned}
 if not FAST:
-    assert equal["U-Net (the recipe)"] > equal["DnCNN-12 (48 ch.)"] > equal["DAE"]
+    assert equal["U-Net (the recipe)"] > equal["DAE"] > equal["DnCNN-12 (48 ch.)"]
+    steps = {k: m.run.step for k, m in learned.items()}
+    assert steps["DAE"] > 3 * max(
+        steps["DnCNN-12 (48 ch.)"], steps["U-Net (the recipe)"]
+    )
     assert equal["U-Net (the recipe)"] > best_skimage
 
 # %% [markdown]
-# At equal time the residual designs beat the autoencoder, whose bottleneck throws detail away
-# with the noise, and the U-Net, which sees a wider context at the same cost, beats DnCNN.
+# The training steps printed under each row explain the order. The U-Net wins: it is
+# residual like DnCNN, but its coarse levels see a wide context cheaply. The autoencoder is
+# several times cheaper per step, so it gets many more steps in the same time, and it comes
+# second; its bottleneck shows in the zoomed crops below, where fine texture is lost with the
+# noise. DnCNN is last: a plain stack of full-resolution convolutions with batch norm is slow
+# to train, and the paper trained it for hours on a GPU. An architecture's ranking depends on
+# the budget it is compared at.
 #
 # **The course's denoiser.** `recipes.SHIPPED_DENOISER_CONFIG` adds a fourth level to the U-Net
 # and draws the noise level of each training patch from $\mathcal U(0, 55/255)$; it trained for
@@ -437,7 +446,7 @@ dip_noisy = R.add_noise(dip_crop, SIGMA, torch.Generator().manual_seed(5))
 t0 = time.perf_counter()
 dip_out, curve = R.deep_image_prior(
     dip_noisy,
-    iters=utils.fast_or_full(100, 1500),
+    iters=utils.fast_or_full(80, 1000),
     clean=dip_crop,
     every=utils.fast_or_full(10, 25),
 )
@@ -465,7 +474,7 @@ ax.legend(fontsize=8)
 fig.tight_layout()
 assert dip["peak"] > curve["psnr"][0] + 3  # it learns the image from a grey start
 if not FAST:
-    assert dip["peak"] > dip["noisy"] + 5
+    assert dip["peak"] > dip["noisy"] + 3
     assert (
         dip["peak"] > dip["last"] + 1
     )  # then it fits the noise: early stopping matters
