@@ -395,6 +395,7 @@ def bicubic(y: torch.Tensor, factor: int) -> torch.Tensor:
 def pnp_hqs(
     y: torch.Tensor, op: Operator, denoiser: Callable[[torch.Tensor, float], torch.Tensor], sigma: float,
     iters: int = 24, sigma_start: float = 49 / 255, sigma_end: float | None = None, lam: float = 0.23,
+    turn: bool = True,
 ) -> torch.Tensor:
     r"""Plug-and-play half-quadratic splitting (Zhang et al., 2021, DPIR; chapter 11).
 
@@ -406,14 +407,24 @@ def pnp_hqs(
               \alpha_k = \lambda\,\sigma^2/\sigma_k^2;\qquad z_k = D(x_k, \sigma_k).
 
     ``denoiser(image, sigma_k)`` is any Gaussian denoiser of images in [0, 1] (the course's
-    :class:`course_lib.denoisers.Denoiser`); the prior R is only implicit in it.
+    :class:`course_lib.denoisers.Denoiser`); the prior R is only implicit in it. With ``turn``
+    (DPIR's periodic geometric self-ensemble) iteration k denoises a flipped or turned copy,
+    the k-th of the 8, and turns the result back: the denoiser's own artefacts then point in a
+    different direction at every iteration and average out, at no extra cost.
     """
     noise = max(sigma, 1 / 255)
     levels = np.geomspace(sigma_start, noise if sigma_end is None else sigma_end, iters)
     z = op.init(y)
-    for s in levels:
+    for k, s in enumerate(levels):
         x = op.solve(y, z, lam * noise**2 / float(s) ** 2)
-        z = denoiser(x, float(s))
+        if turn:  # iteration k denoises the k-th of the 8 flips / quarter turns, then undoes it
+            t, f = k % 4, (k // 4) % 2 == 1
+            x = torch.rot90(x.flip(-1) if f else x, t, (-2, -1))
+            z = denoiser(x, float(s))
+            z = torch.rot90(z, -t, (-2, -1))
+            z = z.flip(-1) if f else z
+        else:
+            z = denoiser(x, float(s))
     return z
 
 
