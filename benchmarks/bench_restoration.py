@@ -5,6 +5,7 @@
     python benchmarks/bench_restoration.py --seconds --shipped  # no training: the shipped denoiser
     python benchmarks/bench_restoration.py --tune               # choose TV's weight on training photos
     python benchmarks/bench_restoration.py --save course_lib/assets/bench/restoration.json
+    python benchmarks/bench_restoration.py --sigmas 15 50 --seconds 300 --save ... --append
 
 Every method denoises the same noisy versions of the four held-out grey photos
 (``data.load_photos("test")``: camera, astronaut, coffee, chelsea, whole, cut to a multiple of
@@ -76,6 +77,7 @@ def main() -> None:
     parser.add_argument("--no-bm3d", action="store_true")
     parser.add_argument("--tune", action="store_true", help="only choose TV's weight on the training photos")
     parser.add_argument("--save", type=Path, default=None, help="write the table as JSON (chapter 11 prints it)")
+    parser.add_argument("--append", action="store_true", help="add the rows to those already in --save")
     args = parser.parse_args()
     if args.tune:
         tune_tv()
@@ -109,6 +111,8 @@ def main() -> None:
             record(level, f"recipe, {seconds:.0f} s", model,
                    {"steps": model.run.step, "train_wall": round(time.perf_counter() - t0, 1)})
     if args.save:
+        if args.append and args.save.is_file():
+            rows = json.loads(args.save.read_text())["rows"] + rows
         text = json.dumps({"note": "python benchmarks/bench_restoration.py; 4 held-out photos, PSNR/SSIM means, "
                                    "seconds = wall time to denoise all four", "machine": machine, "rows": rows}, indent=1) + "\n"
         utils.atomic_write(args.save, lambda f: f.write(text.encode()))
