@@ -192,7 +192,7 @@ print(
 )
 print(f"SSIM of the noisy photo: {R.ssim(x0, noisy):.3f}")
 assert abs(R.psnr(x0, noisy) - by_formula) < 1e-6
-# clipping to [0, 1] removes some noise where the photo is near black or white: a little above
+# clipping to [0, 1] removes noise where the photo is near black or white: a bit above
 assert 0 < R.psnr(x0, noisy) - 20 * torch.log10(torch.tensor(1 / SIGMA)).item() < 1.5
 
 # %% [markdown]
