@@ -36,6 +36,14 @@ def _check_image(y: torch.Tensor, channels: int = 1) -> None:
         raise ValueError(f"expected images (B, {channels}, H, W), got shape {tuple(y.shape)}")
 
 
+def residual_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """DnCNN's residual-learning loss (Zhang et al., 2017; chapter 11, exercise 2): ``net``
+    predicts the noise of ``y = x + n``, and the loss is mean((net(y) - (y - x))²). It equals the
+    squared error of the denoised image y - net(y), which is how :func:`train_denoiser` writes it
+    for every architecture here."""
+    return (net(y) - (y - x)).square().mean()
+
+
 class Denoiser(nn.Module):
     """The course's Gaussian denoiser (chapter 11): ``D(y, σ) = y - UNet([y, σ·1])``.
 

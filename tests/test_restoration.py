@@ -258,3 +258,13 @@ def test_benchmark_table_reads_the_saved_rows(tmp_path):
     path.write_text(json.dumps({"machine": "m", "rows": rows}))
     table = R.benchmark_table(path)
     assert "| 25 | bm3d | 30.50 | 0.860 | 25.0 | - |" in table and "| 800 |" in table
+
+
+def test_residual_loss_is_the_denoised_images_squared_error():
+    net = denoisers.DnCNN(4, 8).net
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 12, 12, generator=g)
+    y = x + 0.1 * torch.randn(x.shape, generator=g)
+    loss = denoisers.residual_loss(net, x, y)
+    assert torch.allclose(loss, ((y - net(y)) - x).square().mean())
+    assert not torch.allclose(loss, (net(y) - x).square().mean())  # predicting the image instead

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import restoration
+from .. import denoisers, restoration
 from . import CheckFailed, call_answer, passed, reproduces, require
 
 _RTOL = 1e-6  # float64 inputs: a correct answer agrees to rounding (an answer in float32 too)
@@ -186,6 +186,7 @@ def _loss_cases() -> list[tuple[nn.Module, torch.Tensor, torch.Tensor]]:
     return out
 
 
+@reproduces(denoisers.residual_loss)
 def check_residual_loss(fn: Callable) -> None:
     r"""``fn(net, x, y)`` must return the residual-learning loss of a denoiser that predicts the
     noise, :math:`\mathrm{mean}\big((\mathrm{net}(y) - (y - x))^2\big)`, a 0-d tensor in the graph,
