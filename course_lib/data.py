@@ -282,6 +282,67 @@ def load_digits() -> ImageDataset:
     return ImageDataset(x, torch.from_numpy(bunch.target), name="sklearn-digits")
 
 
+def to_mnist_frame(images: torch.Tensor, box: int = 20, size: int = 28) -> torch.Tensor:
+    """Lay digits out as MNIST did (LeCun et al., 1998): crop to the ink, scale (bilinear,
+    anti-aliased, aspect kept) so the longer side fills a ``box``-pixel box, and paste into a
+    ``size``-pixel frame with the ink's centre of mass at the centre (chapter 12).
+
+    ``images``: (N, 1, h, w) in [0, 1]; returns (N, 1, size, size) float32 in [0, 1]. A blank
+    image has no ink to place and is an error.
+    """
+    if images.ndim != 4 or images.shape[1] != 1:
+        raise ValueError(f"images must be (N, 1, h, w), got shape {tuple(images.shape)}")
+    if not 0 < box <= size:
+        raise ValueError(f"box={box} must be in (0, size={size}]")
+    out = torch.zeros(len(images), 1, size, size)
+    grid = torch.arange(box, dtype=torch.float32)
+    for i, img in enumerate(images.float()[:, 0]):
+        rows, cols = (img > 0).any(1).nonzero(), (img > 0).any(0).nonzero()
+        if len(rows) == 0:
+            raise ValueError(f"image {i} is blank: it has no ink to place in the frame")
+        img = img[rows[0, 0]:rows[-1, 0] + 1, cols[0, 0]:cols[-1, 0] + 1]
+        scale = box / max(img.shape)
+        h, w = (max(1, round(n * scale)) for n in img.shape)
+        img = F.interpolate(img[None, None], size=(h, w), mode="bilinear", antialias=True)[0, 0].clamp(0, 1)
+        mass = img.sum()
+        cy, cx = float((img.sum(1) * grid[:h]).sum() / mass), float((img.sum(0) * grid[:w]).sum() / mass)
+        # centre of mass (of pixel centres) on the frame's centre, kept inside the frame
+        y0 = min(max(round((size - 1) / 2 - cy), 0), size - h)
+        x0 = min(max(round((size - 1) / 2 - cx), 0), size - w)
+        out[i, 0, y0:y0 + h, x0:x0 + w] = img
+    return out
+
+
+DIGITS_TEST_SIZE = 500
+
+
+@functools.cache
+def _digits_as_mnist() -> tuple[torch.Tensor, torch.Tensor]:
+    digits = load_digits()
+    return to_mnist_frame(digits.data), digits.targets
+
+
+def digits_as_mnist(split: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 8x8 digits rendered into MNIST's 28x28 frame by :func:`to_mnist_frame`:
+    ``(images (N, 1, 28, 28) in [0, 1], labels (N,))`` (embedded; chapter 12).
+
+    Another population of writers and another preprocessing (32x32 bitmaps counted in 4x4
+    blocks): the domain that chapter 12 translates into MNIST's style. ``split=None`` gives all
+    1,797; ``"train"`` / ``"test"`` a stratified, seeded 1,297 / 500 split (translators may see
+    the train images, never the test ones, and never the labels).
+    """
+    x, y = _digits_as_mnist()
+    if split is None:
+        return x.clone(), y.clone()
+    train = _check_split(split)
+    from sklearn.model_selection import train_test_split
+
+    idx_tr, idx_te = train_test_split(torch.arange(len(y)).numpy(), test_size=DIGITS_TEST_SIZE,
+                                      stratify=y.numpy(), random_state=0)
+    idx = torch.from_numpy(idx_tr if train else idx_te)
+    return x[idx].clone(), y[idx].clone()
+
+
 def load_faces() -> ImageDataset:
     """The 100 face crops of scikit-image's LFW subset, ``(1, 25, 25)`` grey in [0, 1] (embedded).
 

@@ -22,6 +22,7 @@ from torch import nn
 from . import denoisers as D
 from . import gan as GAN
 from . import robust as R
+from . import translation as TR
 from . import vae as V
 from .config import make_config
 from .data import load_mnist, random_shift
@@ -362,3 +363,34 @@ def train_denoiser(
     cfg = D.denoiser_config(config, base=DENOISER_CONFIG)
     return D.train_denoiser(seconds, sigma, seed, steps=steps, config=cfg, checkpoint=checkpoint,
                             shipped=shipped, desc=desc)
+
+
+# =========================================================================================
+# The translator (chapter 12) -- benchmarked by benchmarks/bench_translation.py
+# =========================================================================================
+
+DIGITS_TO_MNIST_CONFIG = TR.TranslatorConfig()
+"""The settings of :func:`train_digits_to_mnist` (measured in ``benchmarks/bench_translation.py``):
+a three-level U-Net (32, 64, 128 channels, one residual block per level) trained on synthetic
+pairs, MNIST's training digits made into scikit-learn-style digits with three pen widths
+(:func:`course_lib.translation.synthetic_pairs`), with the pixelwise cross-entropy on logits;
+Adam at 2e-4 (betas 0.5, 0.999) with a cosine decay over the budget, 64 pairs per step,
+bfloat16 autocast where the CPU has bf16 units. No discriminator: on this task the adversarial
+terms of pix2pix and CycleGAN lowered how often an independent reader reads the right digit."""
+
+
+def train_digits_to_mnist(
+    seconds: float | None = None, seed: int = 0, *, steps: int | None = None,
+    config: TR.TranslatorConfig | dict | None = None, checkpoint: str | os.PathLike | None = None,
+    shipped: str | None = None, desc: str = "digits to mnist",
+) -> nn.Module:
+    """The course's best translator from scikit-learn's digits (:func:`course_lib.data.digits_as_mnist`)
+    to MNIST's style (chapter 12): (B, 1, 28, 28) in [0, 1] to (B, 1, 28, 28) in [0, 1].
+
+    :data:`DIGITS_TO_MNIST_CONFIG` trained by :func:`course_lib.translation.train_translator`
+    (method ``"paired"``) for ``seconds`` (or ``steps``). It never sees a label, nor any
+    classifier. Returns a :class:`course_lib.translation.Translator` in eval mode.
+    """
+    cfg = TR.translator_config(config, base=DIGITS_TO_MNIST_CONFIG)
+    return TR.train_translator("paired", seconds, seed, steps=steps, config=cfg, checkpoint=checkpoint,
+                               shipped=shipped, desc=desc)

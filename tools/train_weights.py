@@ -46,6 +46,7 @@ from course_lib import (
     utils,
 )
 from course_lib import restoration as R
+from course_lib import translation as TR
 from course_lib import vae as V
 from course_lib.train import export_weights
 
@@ -244,6 +245,35 @@ ENTRIES["ch11_espcn"] = Entry("ch11_restoration", lambda: {"model": denoisers.ES
                               "PSNR in dB of x4 super-resolution (area downsampling), chapter 11's 4 test photos", 0.002)
 ENTRIES["ch11_inpainter"] = Entry("ch11_restoration", lambda: {"model": denoisers.Inpainter()}, _inpaint_psnr,
                                   "PSNR in dB with 20 % of the pixels kept, chapter 11's 4 test photos", 0.002)
+
+
+# --- chapter 12 -----------------------------------------------------------------------------------
+
+def _translator() -> dict[str, nn.Module]:
+    """A run's translator G (its other modules, discriminators and CycleGAN's F, are not needed)."""
+    cfg = recipes.DIGITS_TO_MNIST_CONFIG
+    return {"model": TR.Translator(cfg.channels, cfg.blocks)}
+
+
+def _low_res_fid(modules: dict[str, nn.Module]) -> float:
+    return TR.paired_test(modules["model"], "low-res")["fid"]
+
+
+def _digits_fid(modules: dict[str, nn.Module]) -> float:
+    x, y = data.digits_as_mnist("test")
+    return TR.evaluate(TR.translate(modules["model"], x), y)["fid"]
+
+
+ENTRIES.update({
+    f"ch12_{key}": Entry("ch12_translation", _translator, _low_res_fid,
+                         "classifier-FID of the 1,000 test digits translated back from 4x4 averages", 0.002)
+    for key in ("l1", "pix2pix")
+})
+ENTRIES.update({
+    f"ch12_{key}": Entry("ch12_translation", _translator, _digits_fid,
+                         "classifier-FID of the 500 held-out scikit-learn digits, translated", 0.002)
+    for key in ("cyclegan", "recipe")
+})
 
 
 def run_chapter(chapter: str, names: list[str], out: Path) -> float:
