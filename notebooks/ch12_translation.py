@@ -509,7 +509,8 @@ def fid_of(x):
 
 
 print(
-    f"thickness gain: latent edit {gain:.2f}; pixel edit {pixel_gain:.2f} at {s_pix:.0f}"
+    f"thickness gain: latent edit {gain:.2f};",
+    f"pixel edit {pixel_gain:.2f} at strength {s_pix:.0f}",
 )
 compare = {
     "unedited (decoded)": edits["thickness"]["images"][2],
