@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -27,7 +26,7 @@ from torch import nn
 
 from .blocks import UNet
 from .config import make_config
-from .train import Run, optimizer_step, validate_budget
+from .train import Run, cosine_lr, optimizer_step, validate_budget
 from .utils import bf16_is_fast, seed_everything
 
 
@@ -208,21 +207,13 @@ def random_patches(images: list[torch.Tensor], n: int, size: int, generator: tor
     return out.flip(-1) if torch.rand((), generator=generator) < 0.5 else out
 
 
-def _schedule(cfg: DenoiserConfig, t: float) -> float:
-    """Adam's learning rate at fraction ``t`` of the budget: linear warm-up, cosine decay to zero."""
-    t = min(t, 1.0)
-    if t < cfg.lr_warmup:
-        return cfg.lr * t / cfg.lr_warmup
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * (t - cfg.lr_warmup) / (1 - cfg.lr_warmup)))
-
-
 def _train(
     model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Generator], torch.Tensor], cfg: DenoiserConfig,
     run_config: dict, seconds: float | None, seed: int, steps: int | None, images: list[torch.Tensor] | None,
     checkpoint: str | os.PathLike | None, shipped: str | None, desc: str,
 ) -> Run:
     """The loop of every restorer here: ``loss_fn(patches, generator)`` on fresh random patches
-    of the training photos at each step, Adam with :func:`_schedule`, bf16 autocast where fast."""
+    of the training photos at each step, Adam with :func:`course_lib.train.cosine_lr`, bf16 autocast where fast."""
     from .data import load_photos
 
     validate_budget(steps=steps, seconds=seconds)
@@ -236,7 +227,7 @@ def _train(
     use_bf16 = bf16_is_fast("cpu") if cfg.bf16 == "auto" else bool(cfg.bf16)
 
     def step(batch):
-        lr = _schedule(cfg, run.step / steps if steps is not None else run.elapsed / seconds)
+        lr = cosine_lr(run.step / steps if steps is not None else run.elapsed / seconds, cfg.lr, cfg.lr_warmup)
         for group in opt.param_groups:
             group["lr"] = lr
         x = random_patches(images, cfg.batch_size, cfg.patch, gen)  # (B, 1, P, P)

@@ -124,6 +124,19 @@ def optimizer_step(
     return float(norm)
 
 
+def cosine_lr(frac: float, peak: float, warmup: float = 0.0, floor: float = 0.0) -> float:
+    """The learning rate at fraction ``frac`` of a budget: a linear warm-up over the first
+    ``warmup`` of it, then a cosine decay from ``peak`` to ``floor · peak`` (Loshchilov & Hutter,
+    2017, without restarts). ``frac`` is clipped to [0, 1]."""
+    t = min(max(frac, 0.0), 1.0)
+    if t < warmup:
+        return peak * t / warmup
+    c = math.cos(math.pi * (t - warmup) / (1 - warmup))
+    if floor == 0.0:
+        return peak * 0.5 * (1 + c)
+    return peak * (floor + (1 - floor) * 0.5 * (1 + c))
+
+
 class EMA:
     r"""An exponential moving average of a module's weights (Polyak averaging).
 

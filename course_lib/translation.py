@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from .blocks import UNet
 from .config import make_config
 from .data import digits_as_mnist, load_mnist, to_mnist_frame
 from .gan import d_loss, g_loss_nonsaturating
-from .train import Run, optimizer_step, validate_budget
+from .train import Run, cosine_lr, optimizer_step, validate_budget
 from .utils import bf16_is_fast, seed_everything
 
 METHODS = ("paired", "pix2pix", "cyclegan", "semi")
@@ -219,11 +218,6 @@ def _pairs(cfg: TranslatorConfig, x: torch.Tensor) -> tuple[torch.Tensor, torch.
     return synthetic_pairs(x, cfg.thresholds) if cfg.pairs == "digits" else low_res_pairs(x, cfg.factor)
 
 
-def _cosine(frac: float) -> float:
-    """The learning-rate factor at ``frac`` of the budget: a cosine from 1 down to 0.05."""
-    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(max(frac, 0.0), 1.0)))
-
-
 def _paired(model: Translator, x: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
     if loss == "bce":  # on logits, for the numerically stable form
         return F.binary_cross_entropy_with_logits(model.logits(x).float(), y)
@@ -288,7 +282,7 @@ def train_translator(
 
     def step(_batch):
         out: dict[str, float] = {}
-        lr = cfg.lr * _cosine(run.step / steps if steps is not None else run.elapsed / seconds)
+        lr = cosine_lr(run.step / steps if steps is not None else run.elapsed / seconds, cfg.lr, floor=0.05)
         for o in opts.values():
             for group in o.param_groups:
                 group["lr"] = lr * (cfg.lr_d / cfg.lr if o is opts.get("opt_d") else 1.0)

@@ -268,3 +268,15 @@ def test_nan_is_caught_before_the_step_and_rolls_back(tmp_path):
     with pytest.raises(FloatingPointError, match=r"loss became nan at step 5.*back at step 5.*r\.pt"):
         run.fit(step, x, 16, steps=10)
     assert all(torch.equal(good[k], v) for k, v in model.state_dict().items())
+
+
+def test_cosine_lr_warms_up_decays_and_keeps_its_floor():
+    from course_lib.train import cosine_lr
+
+    assert cosine_lr(0.05, 1.0, warmup=0.1) == pytest.approx(0.5)  # half-way up the warm-up
+    assert cosine_lr(0.1, 2.0, warmup=0.1) == pytest.approx(2.0)  # the peak after it
+    assert cosine_lr(0.55, 2.0, warmup=0.1) == pytest.approx(1.0)  # half-way down: cos(pi/2)
+    assert cosine_lr(1.0, 2.0) == pytest.approx(0.0) and cosine_lr(7.0, 2.0) == pytest.approx(0.0)
+    assert cosine_lr(1.0, 2.0, floor=0.05) == pytest.approx(0.1)
+    assert cosine_lr(0.5, 2.0, floor=0.05) == pytest.approx(2.0 * (0.05 + 0.95 * 0.5))
+    assert cosine_lr(-1.0, 2.0, floor=0.05) == pytest.approx(2.0)

@@ -130,3 +130,29 @@ def test_the_independent_reader_reads_mnist_and_is_fooled_by_blur():
     assert acc > 0.9
     blurred = F.avg_pool2d(test.data[:300], 7, 1, 3)
     assert T.svc_accuracy(blurred, test.targets[:300]) < acc - 0.1
+
+
+def test_pairs_are_aligned_source_to_target():
+    """Each synthetic source is its own target through the optdigits process (a shuffled or
+    misaligned pairing would fail); each low-res source is its target's block average, scaled up."""
+    x = data.load_mnist("test").data[:6]
+    src, tgt = T.synthetic_pairs(x, (0.2, 0.6))
+    assert torch.equal(tgt, torch.cat([x, x]))
+    assert torch.allclose(src[6:], data.to_mnist_frame(T.mnist_as_digits(x, 0.6)))
+    low, target = T.low_res_pairs(x)
+    assert torch.equal(target, x)
+    small = F.avg_pool2d(x, 7)  # (6, 1, 4, 4)
+    assert torch.allclose(low, F.interpolate(small, size=(28, 28), mode="bilinear").clamp(0, 1))
+
+
+def test_evaluate_scores_real_digits_as_real():
+    """The MNIST test digits against themselves: FID ~ 0, both readers as accurate as measured
+    directly; the same digits with labels shifted are read wrong."""
+    from course_lib import features
+
+    test = data.load_mnist("test")
+    r = T.evaluate(test.data, test.targets)
+    assert r["fid"] < 1e-3
+    assert r["svc"] == pytest.approx(T.svc_accuracy(test.data, test.targets))
+    assert r["cnn"] == pytest.approx(features.accuracy(features.load_mnist_classifier(), test.data, test.targets))
+    assert T.evaluate(test.data[:300], (test.targets[:300] + 1) % 10)["svc"] < 0.1
