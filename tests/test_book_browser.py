@@ -69,10 +69,17 @@ def site():
     server.server_close()
 
 
-def _run(chromium: str, *args: str) -> subprocess.CompletedProcess:
-    with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run([chromium, *FLAGS, f"--user-data-dir={profile}", *args],
-                              capture_output=True, text=True, timeout=180)
+def _run(chromium: str, *args: str, tries: int = 3) -> subprocess.CompletedProcess:
+    """Run headless Chromium once per fresh profile. A browser killed by a signal (a negative
+    return code: headless Chromium on a busy 2-core CI machine now and then segfaults before it
+    renders anything) is started again, up to `tries` times; any other failure is returned."""
+    for _ in range(tries):
+        with tempfile.TemporaryDirectory() as profile:
+            proc = subprocess.run([chromium, *FLAGS, f"--user-data-dir={profile}", *args],
+                                  capture_output=True, text=True, timeout=180)
+        if proc.returncode >= 0:
+            break
+    return proc
 
 
 @functools.cache
