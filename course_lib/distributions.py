@@ -86,13 +86,19 @@ def gaussian_kl(
 
 
 def sample_normal_diag(
-    mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+    mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None,
+    eps: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""Reparameterised sample :math:`z = \mu + \sigma \odot \varepsilon`, :math:`\varepsilon \sim \mathcal N(0, I)` (chapter 6).
 
-    Gradients flow to ``mu`` and ``logvar`` (Kingma & Welling, 2014).
+    Gradients flow to ``mu`` and ``logvar`` (Kingma & Welling, 2014). ``eps`` (the shape of
+    ``mu``) is the standard normal noise drawn elsewhere (chapter 13 draws it for a global batch
+    split between processes); by default it is drawn here, from ``generator``.
     """
-    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    if eps is None:
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    elif eps.shape != mu.shape:
+        raise ValueError(f"eps has shape {tuple(eps.shape)}, mu {tuple(mu.shape)}")
     return mu + torch.exp(0.5 * logvar) * eps
 
 

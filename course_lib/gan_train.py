@@ -15,6 +15,7 @@ from torch import nn
 
 from .config import config_dict
 from .gan import G_LOSSES, Generator, gan_step
+from .tracking import active
 from .train import EMA, History, Run, validate_budget
 from .validate import check_images
 
@@ -133,6 +134,8 @@ class GANTrainer:
         images = self.generator.sample(len(self.fixed_z), self.fixed_labels, z=self.fixed_z.to(device)).cpu()
         self.generator.train(was_training)
         self.run.extra["snapshots"].append([self.steps_done, images])
+        if (board := active()) is not None:  # inside tracking.log_to (chapter 13)
+            board.images(self.steps_done, "samples", images)
         return images
 
     def _check_data(self, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int) -> None:

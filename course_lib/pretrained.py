@@ -23,8 +23,11 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from .utils import env_flag, fast_mode, load_checkpoint, save_checkpoint, sha256
 
@@ -53,8 +56,6 @@ def record(name: str, state: dict[str, Any]) -> Path | None:
     folder = os.environ.get(SHIP_ENV)
     if not folder:
         return None
-    from .train import export_weights
-
     return save_checkpoint(Path(folder) / f"{name}.pt", export_weights(state))
 
 
@@ -105,3 +106,37 @@ def shipped(name: str, config: dict[str, Any], seed: int) -> dict[str, Any] | No
         )
     print(f"loaded the shipped weights {path.name} ({RETRAIN_ENV}=1 trains instead)")
     return load_checkpoint(path)
+
+
+def export_weights(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's checkpoint as shipped weights: what ``tools/train_weights.py`` ships.
+
+    Without what only continuing needs (optimiser states, random generators, data order), and
+    small: floating-point weights in float16 where every value fits (a relative rounding of at
+    most 2^-11; the manifest's metric is measured after it), the history as tensors (float32,
+    or int32 for whole-number columns). :meth:`Run.resume` loads it like a checkpoint (module
+    loading casts back to the model's dtype), with fresh optimisers.
+    """
+    from .train import FORMAT, WEIGHTS_FORMAT
+
+    if state.get("format") not in (FORMAT, WEIGHTS_FORMAT):
+        raise ValueError(f"not a course_lib training run (format {state.get('format')!r})")
+    out = {k: v for k, v in state.items() if k not in ("optimizers", "rng", "data")}
+    for group in ("modules", "ema"):
+        out[group] = {name: {k: _half(t) for k, t in sd.items()} for name, sd in state[group].items()}
+    out["history"] = {k: _column(v) for k, v in state["history"].items()}
+    return {**out, "format": WEIGHTS_FORMAT}
+
+
+def _half(t: torch.Tensor) -> torch.Tensor:
+    if t.dtype == torch.float32 and (t.abs().max() < 6e4 if t.numel() else True):
+        return t.half()
+    return t
+
+
+def _column(values: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    if isinstance(values, torch.Tensor):
+        return values.int() if values.dtype == torch.int64 else values
+    if all(float(v).is_integer() for v in values):
+        return torch.tensor(values, dtype=torch.int32)
+    return torch.tensor(values, dtype=torch.float32)

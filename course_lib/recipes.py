@@ -26,8 +26,10 @@ from . import translation as TR
 from . import vae as V
 from .config import make_config
 from .data import load_mnist, random_shift
+from .scaling import SINGLE, World, precision
+from .tracking import TensorBoard, active
 from .train import Run, validate_budget
-from .utils import bf16_is_fast, seed_everything
+from .utils import seed_everything
 
 # =========================================================================================
 # GAN recipes (chapters 3-4) -- benchmarked by benchmarks/bench_gan.py
@@ -178,7 +180,7 @@ class VAEConfig:
     warmup: float = 0.03  # fraction of the budget spent ramping the learning rate up
     batch_size: int = 128
     max_shift: int = 1  # data augmentation: random whole-pixel shifts
-    bf16: str | bool = "auto"  # mixed precision where the hardware has bf16 units (bf16_is_fast)
+    bf16: str | bool = "auto"  # mixed precision: scaling.precision ("auto": bf16 where it is fast)
 
 
 MNIST_VAE_CONFIG = VAEConfig()
@@ -220,6 +222,8 @@ def train_mnist_vae(
     device: torch.device | str | None = None,
     shipped: str | None = None,
     desc: str = "mnist vae",
+    world: World = SINGLE,
+    tensorboard: str | os.PathLike | None = None,
 ) -> V.VAE:
     """Train the course's recommended MNIST VAE and return it (chapter 7).
 
@@ -228,7 +232,8 @@ def train_mnist_vae(
     dimensions), trained with Adam on the negative ELBO, a learning rate that warms up
     and then follows a cosine to zero over the budget, random one-pixel shifts of the
     training digits, and bfloat16 mixed precision where the hardware supports it
-    (``config={"bf16": False}`` turns it off). Trains on the embedded 4,000 MNIST training
+    (``config={"bf16": False}`` turns it off; ``True`` forces it, as float16 with loss scaling
+    on CUDA: :func:`course_lib.scaling.precision`). Trains on the embedded 4,000 MNIST training
     images unless ``images`` ``(N, 1, 28, 28)`` in [0, 1] are given.
 
     Budgets are for the whole run. With ``steps`` the schedule follows the step count, so
@@ -241,6 +246,10 @@ def train_mnist_vae(
     weights (:mod:`course_lib.pretrained`) that are loaded, without training, when no checkpoint
     is found and the config and seed match. The returned VAE (in eval mode) carries the
     training history as ``vae.history``.
+
+    Chapter 13: ``world`` (:func:`course_lib.scaling.init_world`) trains one share of every
+    batch in each of several processes, with the same updates as one process; ``tensorboard``
+    names a folder for TensorBoard logs (losses, the config, sample grids).
     """
     validate_budget(steps=steps, seconds=seconds)
     cfg = vae_config(config)
@@ -253,27 +262,51 @@ def train_mnist_vae(
         vae = vae.to(device)
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(seed)
-    run = Run({"model": vae}, {"opt": opt}, generators={"augment": gen}, config=cfg, seed=seed,
-              path=checkpoint, save_every=10.0, shipped=shipped)
+    noise = torch.Generator().manual_seed(seed + 1)  # the reparameterisation noise
+    prec = precision(cfg.bf16, device or "cpu")
+    scaler = prec.scaler(device or "cpu")
+    run = Run({"model": vae}, {"opt": opt}, generators={"augment": gen, "noise": noise}, config=cfg,
+              seed=seed, path=checkpoint, save_every=10.0, shipped=shipped, world=world,
+              scalers={} if scaler is None else {"opt": scaler})
     run.resume()
 
     def frac() -> float:
         return run.step / steps if steps is not None else run.elapsed / seconds
 
-    use_bf16 = bf16_is_fast(device or "cpu") if cfg.bf16 == "auto" else bool(cfg.bf16)
     step = V.make_vae_step(
         vae, opt, augment=lambda b: random_shift(b, cfg.max_shift, gen),
-        lr_at=lambda t: _cosine_lr(frac(), cfg.lr, cfg.warmup),
-        autocast=torch.bfloat16 if use_bf16 else None, step_index=lambda: run.step,
+        lr_at=lambda t: _cosine_lr(frac(), cfg.lr, cfg.warmup), autocast=prec.dtype,
+        step_index=lambda: run.step, world=world, noise=noise, scaler=scaler,
     )
+    board = _board(tensorboard, run)
+    fixed = torch.Generator().manual_seed(seed)  # the same latents in every sample grid
+
+    def samples(t: int, history) -> None:
+        vae.eval()
+        board.images(t + 1, "samples", vae.sample(64, generator=fixed.manual_seed(seed)).float())
+        vae.train()
+
     vae.train()
     try:
-        run.fit(step, x, cfg.batch_size, steps=steps, seconds=seconds, desc=desc, device=device)
+        run.fit(step, x, cfg.batch_size, steps=steps, seconds=seconds, desc=desc, device=device,
+                tensorboard=board, callback=None if board is None else samples, callback_every=500)
+        if board is not None:
+            samples(run.step - 1, run.history)
     finally:
         vae.eval()
+        if board is not None and tensorboard is not None:
+            board.close()
     vae.history = run.history
     return vae
 
+
+
+def _board(folder: str | os.PathLike | None, run: Run) -> TensorBoard | None:
+    """A TensorBoard writer for ``run`` in ``folder`` (else that of an enclosing
+    :func:`course_lib.tracking.log_to` block), on rank 0 only (chapter 13)."""
+    if not run.world.is_main:
+        return None
+    return active() if folder is None else TensorBoard(folder, {**run.config, "seed": run.seed})
 
 
 # =========================================================================================

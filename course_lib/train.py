@@ -5,8 +5,10 @@ minibatch, updates whatever it owns and returns the numbers to record; the loop 
 nothing about models. :class:`Run` adds what it takes to stop a run at any moment and
 continue it exactly (chapter 13): the weights and optimiser states, the EMA weights,
 every random number generator, the data order and the position in it, the step and the
-elapsed time, written atomically to one checkpoint. :func:`fit` is the same loop for a
-quick experiment with nothing to save.
+elapsed time, written atomically to one checkpoint. Given a :class:`course_lib.scaling.World`
+of several processes (``torchrun``), each process takes its share of every global batch and only
+rank 0 writes. :func:`fit` is the same loop for a quick experiment with nothing to save; both
+can log to TensorBoard (:mod:`course_lib.tracking`).
 """
 
 from __future__ import annotations
@@ -24,36 +26,20 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DistributedSampler
 
 from . import pretrained
 from .config import config_dict, make_config  # noqa: F401 (make_config re-exported)
+from .scaling import SINGLE, World, any_rank, mean_over_ranks
+from .tracking import TensorBoard, active
 from .utils import load_checkpoint, progress, rng_state, save_checkpoint, set_rng_state
 
 History = dict[str, list[float]]
 Batch = tuple[torch.Tensor, ...]
 StepFn = Callable[[Batch], Mapping[str, float]]
-FORMAT = "course_lib.run/1"
+FORMAT = "course_lib.run/2"
 WEIGHTS_FORMAT = "course_lib.weights/1"  # a finished run without what only continuing needs
-
-
-def minibatches(
-    tensors: Sequence[torch.Tensor], batch_size: int, generator: torch.Generator | None = None,
-    drop_last: bool = True,
-) -> Iterator[tuple[int, Batch]]:
-    """Endless ``(epoch, batch)`` pairs over in-memory tensors, reshuffled every epoch.
-
-    Indexing tensors in memory is several times faster than a ``DataLoader`` on
-    the small datasets of the course.
-    """
-    n = _check_tensors(tensors, batch_size, drop_last)
-    epoch = 0
-    while True:
-        order = torch.randperm(n, generator=generator)
-        stop = n - n % batch_size if drop_last else n
-        for start in range(0, stop, batch_size):
-            idx = order[start : start + batch_size]
-            yield epoch, tuple(t[idx] for t in tensors)
-        epoch += 1
+_OLD_FORMATS = ("course_lib.run/1",)  # a data order this version no longer reproduces
 
 
 def _check_tensors(tensors: Sequence[torch.Tensor], batch_size: int, drop_last: bool = True) -> int:
@@ -100,7 +86,8 @@ def validate_budget(
 
 
 def optimizer_step(
-    loss: torch.Tensor, opt: torch.optim.Optimizer, *, clip: float | None = None, name: str = "loss"
+    loss: torch.Tensor, opt: torch.optim.Optimizer, *, clip: float | None = None, name: str = "loss",
+    scaler: torch.amp.GradScaler | None = None,
 ) -> float:
     """``zero_grad``, ``backward`` and ``opt.step()``, refusing a non-finite loss or gradient.
 
@@ -108,12 +95,26 @@ def optimizer_step(
     weights and optimiser state instead of writing NaN into them (and into the next
     checkpoint). ``clip`` clips the global gradient norm. Returns that norm (before
     clipping), which the check computes anyway.
+
+    With a ``GradScaler`` (float16 mixed precision, chapter 13) the loss is multiplied by the
+    scale before ``backward`` and the gradients divided by it before clipping; a non-finite
+    gradient then means the scale was too large: the scaler skips the step and lowers the scale,
+    which is how loss scaling works (Micikevicius et al., 2018), not a divergence.
     """
     if not torch.isfinite(loss.detach()).all():
         raise FloatingPointError(f"{name} became {float(loss.detach())}")
     opt.zero_grad(set_to_none=True)
+    params = [p for group in opt.param_groups for p in group["params"]]
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        norm = torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None],
+                                              math.inf if clip is None else clip)
+        scaler.step(opt)  # skipped if a gradient is inf or NaN
+        scaler.update()
+        return float(norm)
     loss.backward()
-    params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+    params = [p for p in params if p.grad is not None]
     try:
         norm = torch.nn.utils.clip_grad_norm_(
             params, math.inf if clip is None else clip, error_if_nonfinite=True
@@ -162,6 +163,22 @@ class EMA:
             b_ema.copy_(b)
 
 
+_SAVE_EVERY: list[float] = []  # set by saving_every()
+
+
+@contextmanager
+def saving_every(seconds: float) -> Iterator[None]:
+    """Inside the block every :class:`Run` with a path saves at least every ``seconds`` (the
+    command line's ``--save-every``, for recipes that fix their own interval)."""
+    if not seconds > 0:
+        raise ValueError(f"save every {seconds} s: give a positive number of seconds")
+    _SAVE_EVERY.append(seconds)
+    try:
+        yield
+    finally:
+        _SAVE_EVERY.pop()
+
+
 @contextmanager
 def _deferred_interrupt() -> Iterator[list[bool]]:
     """Hold Ctrl-C (SIGINT) until the block ends, so a step is never left half done.
@@ -195,6 +212,14 @@ class Run:
     a dict for whatever else must survive a restart (e.g. a GAN's sample snapshots).
     ``shipped`` names the run's entry among the shipped weights (:mod:`course_lib.pretrained`):
     when there is no checkpoint at ``path``, :meth:`resume` loads them if they match.
+    ``scalers`` names the ``GradScaler`` objects of float16 training (their scale is state too).
+
+    The data order is ``torch.utils.data.DistributedSampler``'s (a permutation seeded by
+    ``seed + epoch``, via ``set_epoch``). ``world`` (:class:`course_lib.scaling.World`) is this
+    process's place in a multi-process run: the batch size of :meth:`fit` is the *global* batch,
+    of which each process takes rows ``rank::size`` (the sampler's split), so the same run
+    sees the same global batches for any number of processes; the checkpoint stores the
+    position in the global order and reloads at any world size. Only rank 0 writes it.
 
     On CPU a run killed at any moment (even by ``SIGKILL``) and resumed from its last
     checkpoint ends with the same weights, bit for bit, as a run never interrupted:
@@ -205,10 +230,12 @@ class Run:
         self, modules: Mapping[str, nn.Module] = {}, optimizers: Mapping[str, torch.optim.Optimizer] = {},  # noqa: B006
         *, ema: Mapping[str, EMA] = {}, generators: Mapping[str, torch.Generator] = {},  # noqa: B006
         config: Any = None, seed: int = 0, path: str | Path | None = None, save_every: float = 30.0,
-        history: History | None = None, shipped: str | None = None,
+        history: History | None = None, shipped: str | None = None, world: World = SINGLE,
+        scalers: Mapping[str, torch.amp.GradScaler] = {},  # noqa: B006
     ):
         self.modules, self.optimizers = dict(modules), dict(optimizers)
         self.ema, self.generators = dict(ema), dict(generators)
+        self.scalers, self.world = dict(scalers), world
         self.config, self.seed = config_dict(config), seed
         self.path = None if path is None else Path(path)
         self.save_every = save_every
@@ -218,23 +245,27 @@ class Run:
         self.step = len(self.history.get("step", []))
         self.elapsed = self.history["time"][-1] if self.history.get("time") else 0.0
         self.done = False
-        self._data = torch.Generator().manual_seed(seed)
-        self._order: torch.Tensor | None = None
-        self._pos, self._epoch, self._n = 0, 0, None
+        self._order: torch.Tensor | None = None  # this process's indices of the current epoch
+        self._pos, self._epoch, self._n = 0, 0, None  # _pos: samples of the global order used
         self._good: dict | None = None  # the state to roll back to: the last save, or this fit's start
         self._good_saved, self._saved_step = False, -1
         self._stop = False
 
     # --- the data order ---------------------------------------------------------------------
     def _batch(self, tensors: Sequence[torch.Tensor], batch_size: int) -> tuple[int, Batch]:
-        n = len(tensors[0])
-        if self._order is not None and self._n != n:
+        n, size = len(tensors[0]), self.world.size
+        if self._n is not None and self._n != n:
             raise ValueError(f"this run was trained on {self._n} samples; got {n}. Use the same data to resume it.")
-        if self._order is None or self._pos + batch_size > n:
-            if self._order is not None:
-                self._epoch += 1
-            self._order, self._pos, self._n = torch.randperm(n, generator=self._data), 0, n
-        idx = self._order[self._pos : self._pos + batch_size]
+        if batch_size % size:
+            raise ValueError(f"the global batch of {batch_size} does not split between {size} processes")
+        if self._pos + batch_size > n:  # the rest of the epoch is less than a batch: drop it
+            self._epoch, self._pos, self._order = self._epoch + 1, 0, None
+        if self._order is None:
+            sampler = DistributedSampler(range(n), num_replicas=size, rank=self.world.rank, seed=self.seed)
+            sampler.set_epoch(self._epoch)  # forgetting it repeats epoch 0's order forever
+            self._order, self._n = torch.tensor(list(sampler)), n
+        start = self._pos // size  # this process's k-th batch is rows rank::size of global batch k
+        idx = self._order[start : start + batch_size // size]
         self._pos += batch_size
         return self._epoch, tuple(t[idx] for t in tensors)
 
@@ -246,15 +277,20 @@ class Run:
             "modules": {k: m.state_dict() for k, m in self.modules.items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "ema": {k: e.module.state_dict() for k, e in self.ema.items()},
+            "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
             "rng": rng_state(self.generators),
-            "data": {"generator": self._data.get_state(), "order": self._order, "pos": self._pos,
-                     "epoch": self._epoch, "n": self._n},
+            "data": {"pos": self._pos, "epoch": self._epoch, "n": self._n},
             "step": self.step, "elapsed": self.elapsed, "done": self.done,
             "history": self.history, "extra": self.extra,
         }
 
     def check_state(self, state: Mapping[str, Any], where: str = "the checkpoint") -> None:
         """Raise an error naming what keeps ``state`` from continuing this run; copy nothing."""
+        if state.get("format") in _OLD_FORMATS:
+            raise RuntimeError(
+                f"{where} was written by an older course_lib, whose data order this version does not "
+                "reproduce; delete it (or pass another path) to train again."
+            )
         if state.get("format") not in (FORMAT, WEIGHTS_FORMAT):
             raise RuntimeError(
                 f"{where} is not a course_lib training run (format {state.get('format')!r}); "
@@ -292,22 +328,25 @@ class Run:
         if state["format"] == FORMAT:  # shipped weights continue with fresh optimisers
             for key, opt in self.optimizers.items():
                 opt.load_state_dict(state["optimizers"][key])
+            for key, scaler in self.scalers.items():
+                if key in state.get("scalers", {}):
+                    scaler.load_state_dict(state["scalers"][key])
             set_rng_state(state["rng"], self.generators)
             data = state["data"]
-            self._data.set_state(data["generator"])
-            self._order, self._pos, self._epoch, self._n = data["order"], data["pos"], data["epoch"], data["n"]
+            self._order, self._pos, self._epoch, self._n = None, data["pos"], data["epoch"], data["n"]
         self.step, self.elapsed, self.done = state["step"], state["elapsed"], state["done"]
         self.history = {k: v.tolist() if isinstance(v, torch.Tensor) else list(v)  # tensors: shipped
                         for k, v in state["history"].items()}
         self.extra = dict(state["extra"])
 
     def save(self, path: str | Path | None = None) -> Path:
-        """Write the run's state atomically (to ``path`` or the run's own path)."""
+        """Write the run's state atomically (to ``path`` or the run's own path); in a multi-process
+        run only rank 0 writes (the processes hold the same state)."""
         path = Path(path) if path is not None else self.path
         if path is None:
             raise ValueError("this run has no checkpoint path: pass one")
         state = self.state_dict()
-        out = save_checkpoint(path, state)
+        out = save_checkpoint(path, state) if self.world.is_main else path
         self._good, self._good_saved, self._saved_step = copy.deepcopy(state), True, self.step
         return out
 
@@ -334,6 +373,7 @@ class Run:
         epochs: float | None = None, steps: int | None = None, seconds: float | None = None,
         callback: Callable[[int, History], None] | None = None, callback_every: int = 0,
         desc: str = "train", device: torch.device | str | None = None,
+        tensorboard: TensorBoard | str | Path | None = None,
     ) -> History:
         """Run ``step(batch)`` on shuffled minibatches until the run's first budget is spent.
 
@@ -346,6 +386,11 @@ class Run:
         finished (the checkpoint is always a step boundary). A non-finite loss or value raises
         :class:`FloatingPointError` naming the step; the modules and optimisers are rolled back
         to the last checkpoint (or to this call's start), so nothing diverged is kept.
+
+        In a multi-process run the logged values are averaged over the processes (the global
+        batch's values) and the processes agree when to stop. ``tensorboard`` (a folder or a
+        :class:`course_lib.tracking.TensorBoard`) receives the logged values and the config
+        (rank 0 only); a ``callback`` may add sample grids to it.
         """
         validate_budget(steps=steps, epochs=epochs, seconds=seconds)
         if isinstance(tensors, torch.Tensor):
@@ -359,19 +404,27 @@ class Run:
         self._good = copy.deepcopy(self.state_dict())
         self._good_saved = self.path is not None and self._saved_step == self.step
         total = None if math.isinf(max_steps) else int(max_steps)
-        bar = progress(total=total, initial=min(self.step, total or self.step), desc=desc, unit="step")
+        main = self.world.is_main
+        bar = progress(total=total, initial=min(self.step, total or self.step), desc=desc, unit="step",
+                       **({} if main else {"disable": True}))
+        save_every = min([self.save_every, *_SAVE_EVERY])
+        board = tensorboard if tensorboard is not None else (active() if main else None)
+        if isinstance(board, (str, Path)):
+            board = TensorBoard(board, {**self.config, "seed": self.seed}) if main else None
+        elif board is not None:
+            board.config({**self.config, "seed": self.seed}, tag="run")
         last_save = time.perf_counter()
         self.done = False
         try:
             with _deferred_interrupt() as interrupted:
-                while (self.step < max_steps and self.elapsed < max_seconds and not interrupted[0]
-                       and not self._stop):
+                while (self.step < max_steps and not interrupted[0] and not self._stop
+                       and not any_rank(self.elapsed >= max_seconds, self.world)):
                     t0 = time.perf_counter()
                     epoch, batch = self._batch(tensors, batch_size)
                     if device is not None:
                         batch = tuple(t.to(device, non_blocking=True) for t in batch)
                     try:
-                        logs = {k: float(v) for k, v in step(batch).items()}
+                        logs = mean_over_ranks({k: float(v) for k, v in step(batch).items()}, self.world)
                         bad = [k for k, v in logs.items() if not math.isfinite(v)]
                         if bad:
                             raise FloatingPointError(f"{bad[0]} became {logs[bad[0]]}")
@@ -387,13 +440,15 @@ class Run:
                     self.history.setdefault("step", []).append(self.step)
                     self.history.setdefault("epoch", []).append(epoch)
                     self.history.setdefault("time", []).append(self.elapsed)
+                    if board is not None:
+                        board.scalars(self.step, logs)
                     self.step += 1
                     bar.update(1)
                     if self.step % 10 == 0:
                         bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()}, refresh=False)
                     if callback is not None and callback_every and self.step % callback_every == 0:
                         callback(self.step - 1, self.history)
-                    if self.path is not None and time.perf_counter() - last_save > self.save_every:
+                    if self.path is not None and time.perf_counter() - last_save > save_every:
                         self.save()
                         last_save = time.perf_counter()
             self.done = not interrupted[0]
@@ -406,6 +461,10 @@ class Run:
                 raise KeyboardInterrupt(f"stopped after step {self.step}{where}")
         finally:
             bar.close()
+            if isinstance(tensorboard, (str, Path)) and board is not None:
+                board.close()
+            elif board is not None:
+                board.flush()
         return self.history
 
     def stop(self) -> None:
@@ -425,38 +484,6 @@ class Run:
             f"back at step {self._good['step']} ({where}). Lower the learning rate, check for "
             "log(0) (use losses on logits), or clip gradients."
         )
-
-
-def export_weights(state: Mapping[str, Any]) -> dict[str, Any]:
-    """A run's checkpoint as shipped weights: what ``tools/train_weights.py`` ships.
-
-    Without what only continuing needs (optimiser states, random generators, data order), and
-    small: floating-point weights in float16 where every value fits (a relative rounding of at
-    most 2^-11; the manifest's metric is measured after it), the history as tensors (float32,
-    or int32 for whole-number columns). :meth:`Run.resume` loads it like a checkpoint (module
-    loading casts back to the model's dtype), with fresh optimisers.
-    """
-    if state.get("format") not in (FORMAT, WEIGHTS_FORMAT):
-        raise ValueError(f"not a course_lib training run (format {state.get('format')!r})")
-    out = {k: v for k, v in state.items() if k not in ("optimizers", "rng", "data")}
-    for group in ("modules", "ema"):
-        out[group] = {name: {k: _half(t) for k, t in sd.items()} for name, sd in state[group].items()}
-    out["history"] = {k: _column(v) for k, v in state["history"].items()}
-    return {**out, "format": WEIGHTS_FORMAT}
-
-
-def _half(t: torch.Tensor) -> torch.Tensor:
-    if t.dtype == torch.float32 and (t.abs().max() < 6e4 if t.numel() else True):
-        return t.half()
-    return t
-
-
-def _column(values: Sequence[float] | torch.Tensor) -> torch.Tensor:
-    if isinstance(values, torch.Tensor):
-        return values.int() if values.dtype == torch.int64 else values
-    if all(float(v).is_integer() for v in values):
-        return torch.tensor(values, dtype=torch.int32)
-    return torch.tensor(values, dtype=torch.float32)
 
 
 def state_mismatch(expected: Mapping[str, torch.Tensor], saved: Mapping[str, torch.Tensor]) -> str:
@@ -485,6 +512,7 @@ def fit(
     callback_every: int = 0,
     desc: str = "train",
     device: torch.device | str | None = None,
+    tensorboard: TensorBoard | str | Path | None = None,
 ) -> History:
     """:meth:`Run.fit` for a quick experiment: no checkpoint, and budgets counted from this call.
 
@@ -494,6 +522,8 @@ def fit(
     ``"step"``, ``"epoch"`` and ``"time"`` columns. Pass an existing ``history`` to continue
     it. A NaN or inf value stops training with :class:`FloatingPointError` naming the step and
     the quantity. ``callback(step, history)`` runs every ``callback_every`` steps.
+    ``tensorboard``: a folder (or :class:`course_lib.tracking.TensorBoard`) that receives every
+    logged value against the step (chapter 13).
     """
     validate_budget(steps=steps, epochs=epochs, seconds=seconds)
     run = Run(seed=0 if seed is None else seed, history=history)
@@ -506,7 +536,7 @@ def fit(
     return run.fit(
         step, tensors, batch_size, steps=None if steps is None else run.step + steps,
         seconds=None if seconds is None else run.elapsed + seconds, callback=callback,
-        callback_every=callback_every, desc=desc, device=device,
+        callback_every=callback_every, desc=desc, device=device, tensorboard=tensorboard,
     )
 
 

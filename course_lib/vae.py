@@ -161,7 +161,7 @@ class VAE(nn.Module):
     # -- bounds ---------------------------------------------------------------------------
     def elbo(
         self, x: torch.Tensor, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
-        q: tuple[torch.Tensor, torch.Tensor] | None = None,
+        q: tuple[torch.Tensor, torch.Tensor] | None = None, eps: torch.Tensor | None = None,
     ) -> ELBO:
         r"""The evidence lower bound per example, one reparameterised sample (chapter 6, eq. ELBO).
 
@@ -171,16 +171,18 @@ class VAE(nn.Module):
         The expectation is estimated with one sample :math:`z = \mu + \sigma\odot\varepsilon`;
         the KL is in closed form (:func:`~course_lib.distributions.gaussian_kl`).
         ``q = (mu, logvar)``, each ``(B, z_dim)``, replaces the encoder's output (a
-        posterior fitted per image, chapter 7's amortisation gap).
+        posterior fitted per image, chapter 7's amortisation gap). ``eps`` ``(B, z_dim)`` is the
+        sample's standard normal noise, if drawn elsewhere (:func:`~course_lib.distributions.sample_normal_diag`).
         """
         mu, logvar = self.encode(x, y) if q is None else q  # (B, z_dim) each
-        z = sample_normal_diag(mu, logvar, generator)  # (B, z_dim)
+        z = sample_normal_diag(mu, logvar, generator, eps)  # (B, z_dim)
         log_px_z = self.log_likelihood(x, self.decode(z, y, x))  # (B,)
         kl = gaussian_kl(mu, logvar, dim=1)  # (B,)
         return ELBO(log_px_z - kl, log_px_z, kl)
 
     def loss(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float = 1.0, free_bits: float = 0.0
+        self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float = 1.0, free_bits: float = 0.0,
+        eps: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, ELBO]:
         r"""The training loss: the negative beta-ELBO averaged over the batch, and the terms.
 
@@ -191,15 +193,15 @@ class VAE(nn.Module):
         ``free_bits = lambda > 0`` replaces each latent dimension's batch-mean KL
         :math:`\mathrm{KL}_j` by :math:`\max(\lambda, \mathrm{KL}_j)` (Kingma et al., 2016): the
         encoder is not pushed below lambda nats per dimension, against posterior collapse.
-        The returned terms are always the true ELBO terms.
+        The returned terms are always the true ELBO terms. ``eps`` is as in :meth:`elbo`.
         """
         if free_bits < 0:
             raise ValueError(f"free_bits must be >= 0, got {free_bits}")
         if free_bits == 0:
-            terms = self.elbo(x, y)
+            terms = self.elbo(x, y, eps=eps)
             return -(terms.log_px_z - beta * terms.kl).mean(), terms
         mu, logvar = self.encode(x, y)
-        z = sample_normal_diag(mu, logvar)
+        z = sample_normal_diag(mu, logvar, eps=eps)
         log_px_z = self.log_likelihood(x, self.decode(z, y, x))  # (B,)
         kl_dims = gaussian_kl(mu, logvar)  # (B, z_dim)
         kl_floor = torch.clamp(kl_dims.mean(0), min=free_bits).sum()  # sum_j max(lambda, KL_j)

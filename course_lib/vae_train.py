@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .distributions import gaussian_kl
+from .scaling import SINGLE, World, data_parallel, global_randn, global_transform
 from .train import History, Run, optimizer_step
 from .validate import check_images
 
@@ -45,6 +46,9 @@ def make_vae_step(
     free_bits: float = 0.0,
     autocast: torch.dtype | None = None,
     step_index: Callable[[], int] | None = None,
+    world: World = SINGLE,
+    noise: torch.Generator | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> Callable:
     """A ``step(batch)`` for :func:`course_lib.train.fit`: one Adam step on the negative beta-ELBO.
 
@@ -61,23 +65,34 @@ def make_vae_step(
     of a :class:`course_lib.train.Run`, so a resumed run continues its schedules); without it
     the step counts its own calls. A non-finite loss or gradient raises before the optimiser
     steps (:func:`course_lib.train.optimizer_step`).
+
+    Chapter 13: ``noise`` is a generator for the reparameterisation noise (the run's, so its
+    state is checkpointed); with a ``world`` of several processes the batch is this process's
+    share of the global batch, the augmentation and the noise are drawn for the global batch
+    (:func:`course_lib.scaling.global_transform`, :func:`~course_lib.scaling.global_randn`) and
+    ``DistributedDataParallel`` averages the gradients, so every process count computes the
+    same updates. ``scaler``: a ``GradScaler`` for float16 autocast.
     Logs ``loss`` (the minimised negative beta-ELBO), ``neg_elbo``, ``rec`` and ``kl``, in nats.
     """
     counter = {"t": 0}
+    if world.distributed and noise is None:
+        raise ValueError("several processes need a noise generator in the same state on each")
+    loss_fn = data_parallel(vae, vae.loss, world)
 
     def step(batch):
         x = batch[0]
         y = batch[1] if vae.n_classes and len(batch) > 1 else None
         if augment is not None:
-            x = augment(x)
+            x = global_transform(augment, x, world)
+        eps = None if noise is None else global_randn((len(x), vae.z_dim), world, noise, device=x.device)
         t = step_index() if step_index is not None else counter["t"]
         b = beta(t) if callable(beta) else beta
         if lr_at is not None:
             for group in opt.param_groups:
                 group["lr"] = lr_at(t)
         with torch.autocast(x.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
-            loss, terms = vae.loss(x, y, b, free_bits)
-        norm = optimizer_step(loss, opt, clip=clip)
+            loss, terms = loss_fn(x, y, b, free_bits, eps=eps)
+        norm = optimizer_step(loss, opt, clip=clip, scaler=scaler)
         logs = {} if clip is None else {"grad_norm": norm}
         counter["t"] += 1
         return {

@@ -94,7 +94,7 @@ def _fake_manifest(tmp_path, monkeypatch, config, sha=None):
     run.save()
     from course_lib.utils import load_checkpoint, save_checkpoint
 
-    save_checkpoint(weights / "toy.pt", train.export_weights(load_checkpoint(tmp_path / "r.pt")))
+    save_checkpoint(weights / "toy.pt", pretrained.export_weights(load_checkpoint(tmp_path / "r.pt")))
     entry = {"file": "toy.pt", "sha256": sha or pretrained.sha256(weights / "toy.pt"), "config": config, "seed": 0}
     (weights / "manifest.json").write_text(json.dumps({"toy": entry}))
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", weights)
@@ -139,7 +139,7 @@ def test_export_weights_is_small_and_loads_back_as_the_run(tmp_path):
     opt = torch.optim.Adam(model.parameters())
     run = train.Run({"m": model}, {"opt": opt}, path=tmp_path / "r.pt")
     run.fit(lambda b: {"loss": 0.25, "n": 3}, torch.randn(8, 3), 4, steps=3)
-    shipped = train.export_weights(torch.load(tmp_path / "r.pt", weights_only=True))
+    shipped = pretrained.export_weights(torch.load(tmp_path / "r.pt", weights_only=True))
     assert shipped["modules"]["m"]["weight"].dtype == torch.float16
     assert shipped["modules"]["m"]["bias"].dtype == torch.float32 and "optimizers" not in shipped
     fresh = torch.nn.Linear(3, 2)

@@ -1,22 +1,7 @@
 import pytest
 import torch
 
-from course_lib.train import fit, minibatches, smooth
-
-
-def test_minibatches_cover_each_epoch_once():
-    x = torch.arange(10)
-    seen = {}
-    for epoch, (b,) in minibatches([x], 5, torch.Generator().manual_seed(0)):
-        if epoch == 2:
-            break
-        seen.setdefault(epoch, []).extend(b.tolist())
-    assert sorted(seen[0]) == list(range(10)) and sorted(seen[1]) == list(range(10))
-    assert seen[0] != seen[1]  # reshuffled
-    with pytest.raises(ValueError):
-        next(minibatches([x, torch.arange(9)], 2))
-    with pytest.raises(ValueError):
-        next(minibatches([x], 11))
+from course_lib.train import fit, smooth
 
 
 def test_fit_learns_a_linear_map_and_records_history():

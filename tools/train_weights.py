@@ -6,7 +6,7 @@
 The training is the chapter's own: the tool executes the chapter's notebook in full mode with
 ``COURSE_RETRAIN=<the names asked for>`` and ``COURSE_SHIP_DIR`` set, so each named run
 (``shipped="..."`` in the notebook) trains from scratch and writes its finished weights there
-(``train.export_weights``: no optimiser states); runs not asked for load their shipped weights.
+(``pretrained.export_weights``: no optimiser states); runs not asked for load their shipped weights.
 The tool then copies each file to ``course_lib/assets/weights/<name>.pt``, loads it into the
 entry's model (below), measures the entry's metric, and records in
 ``course_lib/assets/weights/manifest.json``: the file, its SHA-256, this command, the run's
@@ -48,7 +48,7 @@ from course_lib import (
 from course_lib import restoration as R
 from course_lib import translation as TR
 from course_lib import vae as V
-from course_lib.train import export_weights
+from course_lib.pretrained import export_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -315,7 +315,7 @@ def ship(name: str, found: Path, chapter_seconds: float) -> dict:
 
 
 def remeasure(name: str, entry: dict) -> dict:
-    """Rewrite shipped run ``name`` in the current shipped format (``train.export_weights``)
+    """Rewrite shipped run ``name`` in the current shipped format (``pretrained.export_weights``)
     without training, and measure it again: its manifest entry with the new SHA-256 and metric."""
     path = pretrained.WEIGHTS_DIR / entry["file"]
     utils.save_checkpoint(path, export_weights(utils.load_checkpoint(path)))
