@@ -194,13 +194,14 @@ def vae_config(config: VAEConfig | dict | None = None) -> VAEConfig:
     return config if isinstance(config, VAEConfig) else make_config(VAEConfig, MNIST_VAE_CONFIG, **dict(config or {}))
 
 
-def mnist_vae(config: VAEConfig | dict | None = None) -> V.VAE:
-    """The architecture of :func:`train_mnist_vae`, untrained."""
+def mnist_vae(config: VAEConfig | dict | None = None, shape: tuple[int, int, int] = (1, 28, 28)) -> V.VAE:
+    """The architecture of :func:`train_mnist_vae`, untrained, for images of ``shape`` (C, H, W)."""
     cfg = vae_config(config)
     if cfg.act not in _ACTS:
         raise ValueError(f"act={cfg.act!r}: choose one of {sorted(_ACTS)}")
     return V.conv_vae(
         z_dim=cfg.z_dim, channels=tuple(cfg.channels), hidden=cfg.hidden, n_res=cfg.n_res, act=_ACTS[cfg.act],
+        shape=tuple(shape),
     )
 
 
@@ -234,7 +235,9 @@ def train_mnist_vae(
     training digits, and bfloat16 mixed precision where the hardware supports it
     (``config={"bf16": False}`` turns it off; ``True`` forces it, as float16 with loss scaling
     on CUDA: :func:`course_lib.scaling.precision`). Trains on the embedded 4,000 MNIST training
-    images unless ``images`` ``(N, 1, 28, 28)`` in [0, 1] are given.
+    images unless ``images`` ``(N, C, H, W)`` in [0, 1] are given (the same architecture then
+    takes their shape: FashionMNIST, or CIFAR-10's (3, 32, 32) with the Bernoulli likelihood
+    read as a cross-entropy on grey levels).
 
     Budgets are for the whole run. With ``steps`` the schedule follows the step count, so
     two runs (and a run killed and resumed) give the same weights on CPU; ``seconds`` then
@@ -255,9 +258,10 @@ def train_mnist_vae(
     cfg = vae_config(config)
     seed_everything(seed)
     x = load_mnist("train").data if images is None else images
-    if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
-        raise ValueError(f"images must be (N, 1, 28, 28) in [0, 1], got {tuple(x.shape)}")
-    vae = mnist_vae(cfg)
+    if x.ndim != 4 or min(x.shape[2:]) < 4:
+        raise ValueError(f"images must be (N, C, H, W) in [0, 1] with H, W >= 4 (MNIST: (N, 1, 28, 28)), "
+                         f"got {tuple(x.shape)}")
+    vae = mnist_vae(cfg, tuple(x.shape[1:]))
     if device is not None:
         vae = vae.to(device)
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr)

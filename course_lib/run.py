@@ -7,8 +7,9 @@ RECIPE is one of :data:`RECIPES`. ``--out DIR`` (default ``runs/RECIPE``) holds 
 checkpoint ``last.pt`` (written every ``--save-every`` seconds and at the end: everything
 :class:`course_lib.train.Run` needs to continue exactly) and, at the end, ``final.pt``: a
 checkpoint that loads with ``torch.load(path, weights_only=True)`` and whose ``"model"`` entry is
-the trained model's ``state_dict`` (the generator's for a GAN). ``--resume`` continues the run in
-``DIR``; without it an existing run there is an error, never overwritten.
+the trained model's ``state_dict`` (the generator's for a GAN; ``"image_shape"`` is the (C, H, W)
+it was trained on). ``--resume`` continues the run in ``DIR``; without it an existing run there is
+an error, never overwritten.
 
 The same command under ``torchrun --nproc_per_node=N -m course_lib.run ...`` trains in N
 processes with ``DistributedDataParallel`` (gloo on a CPU, NCCL on CUDA): ``--batch-size`` is the
@@ -108,7 +109,7 @@ def _translator(args, world: World, data, checkpoint: Path) -> tuple[nn.Module, 
 Recipe = Callable[[Any, World, Any, Path], tuple[nn.Module, dict]]
 # name: (train, the --data it accepts, runs under torchrun, has --amp)
 RECIPES: dict[str, tuple[Recipe, tuple[str, ...], bool, bool]] = {
-    "vae": (_vae, ("mnist", "mnist-full", "fashion"), True, True),
+    "vae": (_vae, ("mnist", "mnist-full", "fashion", "cifar10"), True, True),
     "gan": (_gan, ("mnist", "mnist-full", "fashion"), False, False),
     "robust": (_robust, ("mnist", "mnist-full", "fashion"), False, True),
     "denoiser": (_denoiser, ("photos",), False, True),
@@ -176,7 +177,8 @@ def main(argv: list[str] | None = None) -> Path:
         with board, saving_every(args.save_every):
             model, cfg = train(args, world, data, last)
         if world.is_main:
-            state = {"format": FINAL_FORMAT, **settings, "config": cfg,
+            shape = [] if data is None else list(data[0].shape[1:])
+            state = {"format": FINAL_FORMAT, **settings, "config": cfg, "image_shape": shape,
                      "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                      "history": {k: list(map(float, v)) for k, v in getattr(model, "history", {}).items()}}
             save_checkpoint(final, state)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .distributions import gaussian_kl
-from .scaling import SINGLE, World, data_parallel, global_randn, global_transform
+from .scaling import SINGLE, World, any_rank, data_parallel, global_randn, global_transform
 from .train import History, Run, optimizer_step
 from .validate import check_images
 
@@ -92,6 +92,10 @@ def make_vae_step(
                 group["lr"] = lr_at(t)
         with torch.autocast(x.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
             loss, terms = loss_fn(x, y, b, free_bits, eps=eps)
+        if world.distributed and any_rank(not torch.isfinite(loss.detach()).all(), world):
+            # every process stops here together; one stopping alone would leave the others
+            # waiting in backward's all-reduce
+            raise FloatingPointError("the loss became non-finite in one of the processes")
         norm = optimizer_step(loss, opt, clip=clip, scaler=scaler)
         logs = {} if clip is None else {"grad_norm": norm}
         counter["t"] += 1

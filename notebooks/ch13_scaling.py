@@ -469,6 +469,9 @@ check_average_gradients(average_gradients)
 
 
 # %% tags=["hide-input"] nbgrader={"grade": false, "grade_id": "ch13-ex2", "locked": false, "schema_version": 3, "solution": true, "task": false}
+import torch
+
+
 def scaled_step(loss, opt, scale):
     ### BEGIN SOLUTION
     opt.zero_grad()

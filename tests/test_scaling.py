@@ -191,6 +191,21 @@ def test_full_mnist_from_a_torchvision_folder(tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "out" / "last.pt")["data"]["n"] == 300
 
 
+def test_cifar10_shapes_the_vae(tmp_path, monkeypatch):
+    """CIFAR-10 (3, 32, 32) through the same command (the loader is stubbed: torchvision checks
+    the real files' MD5 sums, and the course downloads nothing)."""
+    fake = torch.rand(64, 3, 32, 32), torch.randint(0, 10, (64,))
+    monkeypatch.setattr(CLI, "load_data", lambda name, root: fake if name == "cifar10" else None)
+    monkeypatch.setenv("COURSE_PROGRESS", "off")
+    final = CLI.main(["vae", "--steps", "2", "--data", "cifar10", "--root", str(tmp_path),
+                      "--out", str(tmp_path / "out"), "--batch-size", "32"])
+    state = torch.load(final, weights_only=True)
+    assert state["image_shape"] == [3, 32, 32]
+    vae = CLI.recipes.mnist_vae(state["config"], state["image_shape"])
+    vae.load_state_dict(state["model"])
+    assert vae.sample(2).shape == (2, 3, 32, 32)
+
+
 # --- the pieces -------------------------------------------------------------------------------
 
 
