@@ -15,6 +15,7 @@ row: wall-time budgets mean fewer steps on a busy machine.
     python benchmarks/bench_gan.py --extra lr2e-4 --only-extra   # only that row
     python benchmarks/bench_gan.py --extra no-ema --only-extra   # what the weight average buys
     python benchmarks/bench_gan.py --extra r1 --only-extra       # the R1 penalty without conditioning
+    python benchmarks/bench_gan.py --extra fp32 --only-extra     # what bf16 autocast buys (bf16 units)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from course_lib import features, metrics, recipes
 from course_lib.data import load_mnist
 
 EXTRA = {
+    "fp32": ("recipe in float32 (no bf16 autocast)", replace(recipes.MNIST_GAN_CONFIG, bf16=False)),
     "no-ema": ("recipe without the EMA of G", replace(recipes.MNIST_GAN_CONFIG, ema=0.0)),
     "r1": ("recipe with the R1 penalty, gamma 1", replace(recipes.MNIST_GAN_CONFIG, r1_gamma=1.0)),
     "lr2e-4": ("classic MLP, lr 2e-4, batch 64", replace(recipes.CLASSIC_MLP_GAN_CONFIG, lr_g=2e-4, lr_d=2e-4, batch_size=64)),
@@ -41,7 +43,8 @@ EXTRA = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budgets", type=float, nargs="+", default=[60, 120, 300])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--with-recipe", action="store_true", help="with --only-extra: keep the recipe row")
     parser.add_argument("--n", type=int, default=1000, help="samples for the FID (test split has 1,000)")
     parser.add_argument("--extra", nargs="*", default=[], choices=sorted(EXTRA))
     parser.add_argument("--only-extra", action="store_true", help="run only the --extra rows")
@@ -53,7 +56,7 @@ def main() -> None:
     runs = [("recipe (DCGAN, ch. 4)", recipes.MNIST_GAN_CONFIG),
             ("classic MLP (ch. 3)", recipes.CLASSIC_MLP_GAN_CONFIG)] + [EXTRA[e] for e in args.extra]
     if args.only_extra:
-        runs = runs[2:]
+        runs = runs[:1] + runs[2:] if args.with_recipe else runs[2:]
 
     print(f"# {' '.join([os.path.basename(sys.executable), *sys.argv])}")
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, {platform.processor() or platform.machine()}")
@@ -62,21 +65,34 @@ def main() -> None:
     print(f"{'budget s':>8}  {'model':32s} {'steps':>7} {'FID':>8}  load avg (1 min) before/after")
     table = []
     for budget in args.budgets:
-        for name, config in runs:
-            load0 = os.getloadavg()[0]
-            t0 = time.perf_counter()
-            G = recipes.train_mnist_gan(budget, seed=args.seed, config=config, desc=f"{name} {budget:g}s")
-            train_s = time.perf_counter() - t0
-            fid = metrics.generator_fid(G, test_features, clf, n=args.n, seed=args.seed + 1)
-            steps = len(G.history["step"])
-            table.append((budget, name, steps, fid))
-            print(f"{budget:8g}  {name:32s} {steps:7d} {fid:8.1f}  {load0:.2f}/{os.getloadavg()[0]:.2f}"
-                  f"  (trained {train_s:.0f} s)", flush=True)
+        for seed in args.seeds:  # seeds inside configs: the configs of one seed run back to back
+            for name, config in runs:
+                load0 = os.getloadavg()[0]
+                t0 = time.perf_counter()
+                G = recipes.train_mnist_gan(budget, seed=seed, config=config, desc=f"{name} {budget:g}s")
+                train_s = time.perf_counter() - t0
+                fid = metrics.generator_fid(G, test_features, clf, n=args.n, seed=seed + 1)
+                steps = len(G.history["step"])
+                table.append((budget, name, steps, fid))
+                print(f"{budget:8g}  {name:32s} {steps:7d} {fid:8.1f}  {load0:.2f}/{os.getloadavg()[0]:.2f}"
+                      f"  (trained {train_s:.0f} s, seed {seed})", flush=True)
+    print(f"\nmean over seeds {args.seeds} (floor: real digits {real_fid:.1f}; target 1.2 x floor = "
+          f"{1.2 * real_fid:.1f})")
+    for budget in args.budgets:
+        for name, _ in runs:
+            rows = [(s, f) for b, n, s, f in table if b == budget and n == name]
+            mean_fid = sum(f for _, f in rows) / len(rows)
+            mean_steps = sum(s for s, _ in rows) / len(rows)
+            print(f"{budget:8g}  {name:32s} {mean_steps:7.0f} {mean_fid:8.1f}  ({mean_fid / real_fid:.2f} x floor)")
     if args.only_extra:
         return
     print()
     for budget in args.budgets:
-        rows = {name: fid for b, name, _, fid in table if b == budget}
+        rows = {}
+        for b, name, _, fid in table:
+            if b == budget:
+                rows.setdefault(name, []).append(fid)
+        rows = {name: sum(v) / len(v) for name, v in rows.items()}
         recipe, classic = rows[runs[0][0]], rows[runs[1][0]]
         verdict = "recipe better" if recipe < classic else "CLASSIC BETTER"
         print(f"{budget:g} s: recipe {recipe:.1f} vs classic {classic:.1f} -> {verdict}")

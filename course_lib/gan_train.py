@@ -46,6 +46,8 @@ class GANTrainer:
     naming them. ``checkpoint`` is a path the run saves to every ``save_every`` seconds
     and at the end of :meth:`fit` / :meth:`train`. ``shipped`` names the run's shipped weights
     (:mod:`course_lib.pretrained`), which ``trainer.run.resume()`` loads when they match.
+    ``autocast`` (e.g. ``torch.bfloat16``) runs each step's forward passes in mixed precision
+    (:func:`course_lib.scaling.precision`; the weights and optimisers stay in float32).
     """
 
     def __init__(
@@ -54,7 +56,7 @@ class GANTrainer:
         real_label: float = 1.0, r1_gamma: float = 0.0, n_snapshot: int = 64, seed: int = 0,
         step_fn: StepFn | None = None, ema: float = 0.0, config: Any = None,
         checkpoint: str | os.PathLike | None = None, save_every: float = 30.0,
-        shipped: str | None = None,
+        shipped: str | None = None, autocast: torch.dtype | None = None,
     ):
         if g_loss not in G_LOSSES:
             raise ValueError(f"g_loss={g_loss!r}: choose one of {sorted(G_LOSSES)}")
@@ -71,6 +73,7 @@ class GANTrainer:
                     **self.settings, "ema": ema}
         self._ema = EMA(G, ema) if ema else None
         self.step_fn = step_fn or gan_step
+        self.autocast = autocast
         self.run = Run(
             {"generator": G, "discriminator": D}, {"g": self.opt_g, "d": self.opt_d},
             ema={"generator": self._ema} if self._ema else {}, config=recorded, seed=seed,
@@ -155,7 +158,9 @@ class GANTrainer:
     def _step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
         real = batch[0]
         y = batch[1] if len(batch) > 1 else None
-        return self.step_fn(self.G, self.D, self.opt_g, self.opt_d, real, y, **self.settings)
+        with torch.autocast(real.device.type, dtype=self.autocast or torch.bfloat16,
+                            enabled=self.autocast is not None):
+            return self.step_fn(self.G, self.D, self.opt_g, self.opt_d, real, y, **self.settings)
 
     def fit(
         self, images: torch.Tensor, labels: torch.Tensor | None = None, *, batch_size: int = 64,

@@ -86,8 +86,11 @@ def fid_of(G: gan.Generator) -> float:
 # with $\beta_t = \min(0.99, \tfrac{1+t}{10+t})$ {cite}`karras2018progressive`: GAN training
 # oscillates, and the average smooths the oscillation out. On MNIST the gain is small:
 # `benchmarks/bench_gan.py --extra no-ema` prints the FID with and without the average at each
-# time budget. `recipes.train_mnist_gan(seconds)` trains the recipe in one call; here we build
-# the same trainer to watch it.
+# time budget. On CPUs with bfloat16 units (AVX512-BF16 or AMX, chapter 13) the recipe runs its
+# forward passes in bfloat16 autocast (`bf16="auto"`), which buys more steps in the same time;
+# `benchmarks/bench_gan.py --extra fp32` prints both at equal wall time.
+# `recipes.train_mnist_gan(seconds)` trains the recipe in one call; here we build the same
+# trainer to watch it.
 
 # %%
 print(recipes.MNIST_GAN_CONFIG)
