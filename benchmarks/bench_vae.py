@@ -2,6 +2,7 @@
 
     python benchmarks/bench_vae.py                    # budgets 35 s and 120 s, seed 0
     python benchmarks/bench_vae.py --budgets 35 120 --seeds 0 1 --threads 1
+    python benchmarks/bench_vae.py --budgets 120 --seeds 0 1 --iwae 1000   # with the IWAE estimate
 
 Both models train on the embedded 4,000 MNIST training digits for the same wall-clock budget
 and are scored on the 1,000 held-out digits by the test negative ELBO: Bernoulli likelihood on
@@ -47,6 +48,8 @@ def main() -> None:
     parser.add_argument("--budgets", type=float, nargs="+", default=[35.0, 120.0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--iwae", type=int, default=0, metavar="K",
+                        help="also the IWAE estimate of the recipe's test NLL with K samples (chapter 7)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -60,6 +63,10 @@ def main() -> None:
             rec = recipes.train_mnist_vae(seconds, seed=seed, desc=f"recipe {seconds:g}s")
             rec_steps, rec_wall = len(rec.history["loss"]), time.perf_counter() - t
             rec_score = V.evaluate(rec, x_test)["neg_elbo"]
+            if args.iwae:
+                nll = V.iwae_nll(rec, x_test, args.iwae)
+                print(f"[{seconds:g} s, seed {seed}] recipe: -ELBO {rec_score:.2f}, IWAE NLL (k={args.iwae}) "
+                      f"{nll:.2f} nats", flush=True)
             load_rec = load()
             t = time.perf_counter()
             seed_everything(seed)
@@ -84,6 +91,7 @@ def main() -> None:
     if at120:
         mean120 = sum(at120) / len(at120)
         print(f"target 2, recipe <= 100 nats at 120 s: {'met' if mean120 <= 100 else 'NOT met'} ({mean120:.2f})")
+        print(f"target 3, recipe <= 95 nats at 120 s, mean of the seeds: {'met' if mean120 <= 95 else 'NOT met'}")
 
 
 if __name__ == "__main__":
