@@ -119,77 +119,36 @@ def test_scaled_step_accepts_a_right_answer():
     check_scaled_step(scaled_right_loop)
 
 
-def not_unscaled(loss, opt, scale):
-    opt.zero_grad()
-    (loss * scale).backward()
-    params = [p for g in opt.param_groups for p in g["params"]]
-    if any(not torch.isfinite(p.grad).all() for p in params):
-        return scale / 2
-    opt.step()
-    return scale
+def scaled_step_missing(part):
+    """A loss-scaled step with one part left out: each is a classic mistake."""
+
+    def step(loss, opt, scale):
+        if part != "zero_grad":
+            opt.zero_grad()
+        (loss if part == "scale_loss" else loss * scale).backward()
+        params = [p for g in opt.param_groups for p in g["params"]]
+        if part != "skip_on_inf" and any(not torch.isfinite(p.grad).all() for p in params):
+            return scale if part == "halve" else scale / 2
+        if part != "unscale":
+            for p in params:
+                p.grad /= scale
+        opt.step()
+        return scale / 2 if part == "keep_scale" else scale
+
+    return step
 
 
-def steps_on_inf(loss, opt, scale):
-    opt.zero_grad()
-    (loss * scale).backward()
-    for g in opt.param_groups:
-        for p in g["params"]:
-            p.grad /= scale
-    opt.step()
-    return scale
-
-
-def not_halved(loss, opt, scale):
-    opt.zero_grad()
-    (loss * scale).backward()
-    params = [p for g in opt.param_groups for p in g["params"]]
-    if any(not torch.isfinite(p.grad).all() for p in params):
-        return scale
-    for p in params:
-        p.grad /= scale
-    opt.step()
-    return scale
-
-
-def halves_always(loss, opt, scale):
-    scaled_right_loop(loss, opt, scale)
-    return scale / 2
-
-
-def no_zero_grad(loss, opt, scale):
-    (loss * scale).backward()
-    params = [p for g in opt.param_groups for p in g["params"]]
-    if any(not torch.isfinite(p.grad).all() for p in params):
-        return scale / 2
-    for p in params:
-        p.grad /= scale
-    opt.step()
-    return scale
-
-
-def unscaled_loss(loss, opt, scale):
-    opt.zero_grad()
-    loss.backward()
-    params = [p for g in opt.param_groups for p in g["params"]]
-    if any(not torch.isfinite(p.grad).all() for p in params):
-        return scale / 2
-    for p in params:
-        p.grad /= scale
-    opt.step()
-    return scale
-
-
-@pytest.mark.parametrize("fn, message", [
-    (not_unscaled, "too large"),
-    (steps_on_inf, "inf or NaN"),
-    (not_halved, "scale / 2"),
-    (halves_always, "same scale"),
-    (no_zero_grad, "differs from the reference|changed the weights"),
-    (unscaled_loss, "differs from the reference|changed the weights|inf or NaN"),
+@pytest.mark.parametrize("part, message", [
+    ("unscale", "too large"),
+    ("skip_on_inf", "inf or NaN"),
+    ("halve", "scale / 2"),
+    ("keep_scale", "same scale"),
+    ("zero_grad", "differs from the reference|changed the weights"),
+    ("scale_loss", "differs from the reference|changed the weights|inf or NaN"),
 ])
-def test_scaled_step_rejects_classic_mistakes(fn, message):
+def test_scaled_step_rejects_classic_mistakes(part, message):
     with pytest.raises(CheckFailed, match=message):
-        check_scaled_step(fn)
+        check_scaled_step(scaled_step_missing(part))
 
 
 def test_scaled_step_forbids_the_library():
