@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from . import denoisers as D
+from . import diffusion_train as DT
 from . import gan as GAN
 from . import robust as R
 from . import translation as TR
@@ -436,3 +437,52 @@ def train_digits_to_mnist(
     cfg = TR.translator_config(config, base=DIGITS_TO_MNIST_CONFIG)
     return TR.train_translator("paired", seconds, seed, steps=steps, config=cfg, checkpoint=checkpoint,
                                shipped=shipped, desc=desc)
+
+
+# =========================================================================================
+# Diffusion recipe (chapter 14) -- benchmarked by benchmarks/bench_diffusion.py
+# =========================================================================================
+
+
+def train_mnist_diffusion(
+    seconds: float | None = None, seed: int = 0, *, steps: int | None = None,
+    labels: torch.Tensor | None = None, n_classes: int = 0, config: DT.DiffusionConfig | dict | None = None,
+    vae: V.VAE | None = None, checkpoint: str | os.PathLike | None = None, shipped: str | None = None,
+    desc: str = "mnist diffusion",
+) -> DT.LatentDiffusion:
+    """The course's best unconditional MNIST diffusion-family model (chapter 14): latent flow
+    matching on the embedded 4,000 training digits. ``sample(n, steps=10)`` returns
+    ``(n, 1, 28, 28)`` in [0, 1]; the default is 10 Heun steps (20 network calls).
+
+    Two stages (Rombach et al., 2022): chapter 7's VAE recipe (:func:`train_mnist_vae`) for
+    ``config.vae_share`` of ``seconds`` (or ``steps`` steps), then flow matching
+    (:data:`course_lib.diffusion_train.LATENT_CONFIG`) on the standardised posterior means of the
+    digits and of ``config.shifts`` one-pixel-shifted copies, for the rest of the time (or ``steps``
+    steps). With ``labels`` and ``n_classes``, the flow is class-conditional, for classifier-free
+    guidance. A trained ``vae`` skips the first stage (the whole budget goes to the flow).
+    ``checkpoint``: a path prefix; the stages are saved to ``<checkpoint>_vae.pt`` and
+    ``<checkpoint>_flow.pt`` and continue from there. ``shipped`` names shipped weights:
+    ``<shipped>_vae`` and ``<shipped>_flow``.
+    Benchmarked against the GAN and VAE recipes in ``benchmarks/bench_diffusion.py``.
+    """
+    validate_budget(steps=steps, seconds=seconds)
+    cfg = DT.diffusion_config(config, base=DT.LATENT_CONFIG)
+    if not 0 < cfg.vae_share < 1:
+        raise ValueError(f"vae_share={cfg.vae_share}: choose a share in (0, 1)")
+    images = load_mnist("train").data
+    vae_seconds = None if seconds is None or vae is not None else cfg.vae_share * seconds
+    if vae is None:
+        vae = train_mnist_vae(vae_seconds, seed, steps=steps, desc=f"{desc}: vae",
+                              checkpoint=None if checkpoint is None else f"{checkpoint}_vae.pt",
+                              shipped=None if shipped is None else f"{shipped}_vae")
+    vae.eval()
+    codes = DT.latent_codes(vae, images, cfg.shifts, seed)  # ((1 + shifts) N, z_dim)
+    mean, std = codes.mean(0), codes.std(0)
+    code_labels = None if labels is None else labels.repeat(1 + cfg.shifts)
+    flow = DT.train_diffusion((codes - mean) / std, None if seconds is None else seconds - (vae_seconds or 0), seed,
+                              steps=steps, labels=code_labels, n_classes=n_classes, config=cfg,
+                              checkpoint=None if checkpoint is None else f"{checkpoint}_flow.pt",
+                              shipped=None if shipped is None else f"{shipped}_flow", desc=f"{desc}: flow")
+    model = DT.LatentDiffusion(vae, flow, mean, std)
+    model.history = {"vae": getattr(vae, "history", {}), "flow": flow.history}
+    return model

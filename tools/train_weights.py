@@ -45,6 +45,7 @@ from course_lib import (
     toy_gan,
     utils,
 )
+from course_lib import diffusion_train as DT
 from course_lib import restoration as R
 from course_lib import translation as TR
 from course_lib import vae as V
@@ -273,6 +274,69 @@ ENTRIES.update({
     f"ch12_{key}": Entry("ch12_translation", _translator, _digits_fid,
                          "classifier-FID of the 500 held-out scikit-learn digits, translated", 0.002)
     for key in ("cyclegan", "recipe")
+})
+
+
+# --- chapter 14 -----------------------------------------------------------------------------------
+
+def _flow(config: dict, shape: tuple[int, ...], n_classes: int = 0) -> Callable[[], dict[str, nn.Module]]:
+    """A chapter-14 run's network (its EMA is what is loaded), built as the chapter builds it."""
+    return lambda: {"net": DT.build_model(DT.diffusion_config(config), shape, n_classes).net}
+
+
+def _toy_flow_high_quality(kind: str) -> Callable[[dict[str, nn.Module]], float]:
+    def measure(modules: dict[str, nn.Module]) -> float:
+        model = DT.DiffusionModel(modules["net"], DT.diffusion_config({"batch_size": 512}), (2,))
+        return toy_gan.score(model.sample(2500, steps=100, generator=torch.Generator().manual_seed(1)), kind)[
+            "high quality"]
+
+    return measure
+
+
+def _pixel_fid(kind: str) -> Callable[[dict[str, nn.Module]], float]:
+    def measure(modules: dict[str, nn.Module]) -> float:
+        model = DT.DiffusionModel(modules["net"], DT.diffusion_config({"kind": kind}), (1, 28, 28))
+        steps = 10 if kind == "flow" else 20  # 20 network calls either way
+        clf = features.load_mnist_classifier()
+        x = model.sample(1000, steps=steps, generator=torch.Generator().manual_seed(1))
+        return metrics.fid(features.extract(clf, x), features.extract(clf, _test()))
+
+    return measure
+
+
+def _latent(flow_net: nn.Module, n_classes: int = 0) -> DT.LatentDiffusion:
+    """The recipe's model from the shipped VAE and a shipped flow network."""
+    vae = load("ch14_recipe_vae")["model"]
+    cfg = DT.LATENT_CONFIG
+    codes = DT.latent_codes(vae, data.load_mnist("train").data, cfg.shifts, 0)
+    flow = DT.DiffusionModel(flow_net, cfg, (vae.z_dim,), n_classes)
+    return DT.LatentDiffusion(vae, flow, codes.mean(0), codes.std(0))
+
+
+def _recipe_fid(modules: dict[str, nn.Module]) -> float:
+    clf = features.load_mnist_classifier()
+    x = _latent(modules["net"]).sample(1000, generator=torch.Generator().manual_seed(1))
+    return metrics.fid(features.extract(clf, x), features.extract(clf, _test()))
+
+
+def _guided_accuracy(modules: dict[str, nn.Module]) -> float:
+    want = torch.arange(1000) % 10
+    x = _latent(modules["net"], 10).sample(1000, labels=want, guidance=3.0, generator=torch.Generator().manual_seed(1))
+    return features.accuracy(features.load_mnist_classifier(), x, want)
+
+
+FID14 = "classifier-FID, 1000 samples vs 1000 test digits"
+ENTRIES.update({
+    **{f"ch14_flow_{kind}": Entry("ch14_diffusion", _flow({"batch_size": 512}, (2,)), _toy_flow_high_quality(kind),
+                                  "high-quality fraction of 2500 samples, 100 Heun steps", 0.02)
+       for kind in ("ring", "grid")},
+    **{f"ch14_pixel_{kind}": Entry("ch14_diffusion", _flow({"kind": kind}, (1, 28, 28)), _pixel_fid(kind),
+                                   FID14 + ", 20 network calls", 0.05) for kind in ("flow", "ddpm")},
+    "ch14_recipe_vae": Entry("ch14_diffusion", lambda: {"model": recipes.mnist_vae()}, neg_elbo, ELBO, 0.01),
+    "ch14_recipe_flow": Entry("ch14_diffusion", lambda: {"net": DT.build_model(DT.LATENT_CONFIG, (32,)).net},
+                              _recipe_fid, FID14 + ", 10 Heun steps", 0.05),
+    "ch14_cond_flow": Entry("ch14_diffusion", lambda: {"net": DT.build_model(DT.LATENT_CONFIG, (32,), 10).net},
+                            _guided_accuracy, "read as the requested class, 1000 samples, guidance w = 3", 0.02),
 })
 
 
