@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from course_lib import diffusion as D
-from course_lib import restoration
+from course_lib import diffusion_train as DT
+from course_lib import recipes, restoration
 
 
 def gaussian_eps(mu: float, s: float, sched: D.Schedule):
@@ -186,9 +187,6 @@ def test_repaint_keeps_the_known_pixels_and_sdedit_endpoints():
 
 
 # --- training (course_lib.diffusion_train) and the recipe ----------------------------------------
-
-from course_lib import diffusion_train as DT  # noqa: E402
-from course_lib import recipes  # noqa: E402
 
 
 MEAN, STD = torch.tensor([1.0, -0.5]), torch.tensor([0.5, 0.3])
