@@ -319,7 +319,7 @@ x1 = torch.tensor(MIX["means"])[k] + torch.tensor(MIX["stds"])[k] * torch.randn(
 )
 flow_1d = DT.train_diffusion(
     x1[:, None],
-    steps=300 if FAST else 3000,
+    steps=150 if FAST else 3000,
     seed=0,
     config={"hidden": 128, "depth": 3, "batch_size": 512, "lr": 3e-3},
     desc="1-D flow",
@@ -355,7 +355,7 @@ assert rel[0.6] < (0.5 if FAST else 0.05)
 # sharp near $t = 1$, where it must squeeze each mode to its width.
 
 # %%
-TOY = dict(steps=400) if FAST else dict(seconds=30.0)
+TOY = dict(steps=200) if FAST else dict(seconds=30.0)
 gan_bench = toy_gan.load_benchmark()
 toy_rows = {}
 fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
@@ -410,7 +410,7 @@ if not FAST:
 # models pay.
 
 # %%
-PIXEL = dict(steps=30) if FAST else dict(seconds=300.0)
+PIXEL = dict(steps=15) if FAST else dict(seconds=300.0)
 train_x = data.load_mnist("train").data
 pixel = {}
 for kind in ("ddpm", "flow"):
@@ -423,7 +423,7 @@ for kind in ("ddpm", "flow"):
         shipped=f"ch14_pixel_{kind}",
         desc=f"pixel {kind}",
     )
-NFES = (10, 20) if FAST else (5, 10, 20, 50, 100)
+NFES = (20,) if FAST else (5, 10, 20, 50, 100)
 SAMPLERS = {  # name: (model, sampler, steps for a number of network calls)
     "DDPM + DDIM": (pixel["ddpm"], "ddim", lambda nfe: nfe),
     "DDPM ancestral": (pixel["ddpm"], "ddpm", lambda nfe: nfe),
@@ -495,7 +495,7 @@ if not FAST:
 # ablation that isolates what the flow adds.
 
 # %%
-RECIPE = dict(steps=150) if FAST else dict(seconds=300.0)
+RECIPE = dict(steps=100) if FAST else dict(seconds=300.0)
 recipe = recipes.train_mnist_diffusion(
     **RECIPE, seed=0, checkpoint=CKPT / f"ch14_recipe_{MODE}", shipped="ch14_recipe"
 )
@@ -548,7 +548,7 @@ if not FAST:
 # same VAE's codes; the course's classifier then reads the samples.
 
 # %%
-COND = dict(steps=150) if FAST else dict(seconds=150.0)
+COND = dict(steps=100) if FAST else dict(seconds=150.0)
 train_y = data.load_mnist("train").targets
 cond = recipes.train_mnist_diffusion(
     **COND,
@@ -591,7 +591,7 @@ if not FAST:
 # class.
 
 # %%
-N_EDIT = 20 if FAST else 200
+N_EDIT = 10 if FAST else 200
 y = test.data[:N_EDIT]
 labels_y = test.targets[:N_EDIT]
 mask = torch.ones_like(y)
