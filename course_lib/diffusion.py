@@ -138,6 +138,17 @@ def predict_x0(xt: torch.Tensor, eps: torch.Tensor, t: torch.Tensor | int, sched
     return (xt - (1 - ab).sqrt() * eps) / ab.sqrt()
 
 
+def gaussian_data_eps(xt: torch.Tensor, t: torch.Tensor | int, sched: Schedule, mean: float, std: float) -> torch.Tensor:
+    r"""The exact :math:`\mathbb E[\epsilon \mid x_t]` when every coordinate of :math:`x_0` is
+    :math:`\mathcal N(m, s^2)`: :math:`x_t = a x_0 + b \epsilon` (:math:`a = \sqrt{\bar\alpha_t}`,
+    :math:`b = \sqrt{1 - \bar\alpha_t}`) is Gaussian with :math:`\mathrm{Cov}(\epsilon, x_t) = b`,
+    so :math:`\mathbb E[\epsilon \mid x_t] = b (x_t - a m) / (a^2 s^2 + b^2)`. The ideal noise
+    predictor of chapter 14's checks (samplers driven by it must return the data)."""
+    ab = _at(sched.alpha_bar, t, xt)
+    a, b = ab.sqrt(), (1 - ab).sqrt()
+    return b * (xt - a * mean) / (a**2 * std**2 + b**2)
+
+
 def model_mean(xt: torch.Tensor, eps: torch.Tensor, t: torch.Tensor | int, sched: Schedule) -> torch.Tensor:
     r""":math:`\mu_\theta(x_t, t) = \frac{1}{\sqrt{\alpha_t}}\big(x_t - \frac{\beta_t}
     {\sqrt{1 - \bar\alpha_t}} \hat\epsilon\big)` (Ho et al., eq. 11)."""

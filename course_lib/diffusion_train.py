@@ -155,6 +155,26 @@ class DiffusionModel(nn.Module):
         x = torch.cat(out)
         return ((x + 1) / 2).clamp(0, 1) if self.images else x
 
+    @torch.no_grad()
+    def inpaint(self, y: torch.Tensor, mask: torch.Tensor, steps: int = 50, resample: int = 5,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Fill the pixels of images ``y`` in [0, 1] where ``mask`` is 0 with RePaint
+        (:func:`course_lib.diffusion.repaint`) on the chain respaced to ``steps``; a DDPM only."""
+        if self.schedule is None:
+            raise ValueError("RePaint needs a DDPM (config kind='ddpm')")
+        out = D.repaint(self.net, self.from_data(y), mask, D.respace(self.schedule, steps), resample, generator,
+                        clip=self.clip)
+        return self.to_data(out).clamp(0, 1) if self.images else out
+
+    @torch.no_grad()
+    def edit(self, guide: torch.Tensor, strength: float, steps: int = 20,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """SDEdit (:func:`course_lib.diffusion.sdedit`) of ``guide`` in data units; a DDPM only."""
+        if self.schedule is None:
+            raise ValueError("SDEdit here needs a DDPM (config kind='ddpm')")
+        out = D.sdedit(self.net, self.from_data(guide), strength, self.schedule, steps, generator, clip=self.clip)
+        return self.to_data(out).clamp(0, 1) if self.images else out
+
     def to_data(self, x: torch.Tensor) -> torch.Tensor:
         """Model units -> data units ([-1, 1] -> [0, 1] for images)."""
         return (x + 1) / 2 if self.images else x

@@ -215,7 +215,7 @@ m, s, t = 0.3, 0.5, 400
 ab = cos_sched.alpha_bar[t].double()
 xt = torch.linspace(-2, 2, 9, dtype=torch.float64)
 a, b = ab.sqrt(), (1 - ab).sqrt()
-eps_opt = b * (xt - a * m) / (a**2 * s**2 + b**2)  # E[eps | x_t], Gaussian conditioning
+eps_opt = D.gaussian_data_eps(xt, t, cos_sched, m, s)  # E[eps | x_t]
 exact = m + a * s**2 / (a**2 * s**2 + b**2) * (xt - a * m)  # E[x_0 | x_t]
 via_eps = D.predict_x0(xt, eps_opt, t, cos_sched)
 sigma = float(b / a)
@@ -249,11 +249,9 @@ assert err < 1e-6
 m, s = 0.5, 0.2
 
 
-def exact_eps(schedule):
+def exact_eps(schedule):  # the ideal noise predictor of N(m, s^2) data
     def net(x, t, labels=None):
-        ab = schedule.alpha_bar[(t * schedule.T).round().long()].reshape(-1, 1)
-        a, b = ab.sqrt(), (1 - ab).sqrt()
-        return b * (x - a * m) / (a**2 * s**2 + b**2)
+        return D.gaussian_data_eps(x, (t * schedule.T).round().long(), schedule, m, s)
 
     return net
 
@@ -597,19 +595,14 @@ labels_y = test.targets[:N_EDIT]
 mask = torch.ones_like(y)
 mask[..., 14:, :] = 0  # the lower half is unknown
 ddpm = pixel["ddpm"]
-short = D.respace(ddpm.schedule, 10 if FAST else 50)
 t0 = time.perf_counter()
-with torch.no_grad():
-    filled = ddpm.to_data(
-        D.repaint(
-            ddpm.net,
-            ddpm.from_data(y),
-            mask,
-            short,
-            resample=2 if FAST else 5,
-            generator=torch.Generator().manual_seed(0),
-        )
-    ).clamp(0, 1)
+filled = ddpm.inpaint(
+    y,
+    mask,
+    steps=10 if FAST else 50,
+    resample=2 if FAST else 5,
+    generator=torch.Generator().manual_seed(0),
+)
 repaint_s = time.perf_counter() - t0
 biharmonic = R.inpaint_biharmonic(y * mask, mask)
 inpaint = {}
@@ -667,17 +660,9 @@ blocky = torch.nn.functional.interpolate(
 )
 sde = {}
 for strength in (0.0, 0.4, 0.6, 0.8):
-    with torch.no_grad():
-        out = ddpm.to_data(
-            D.sdedit(
-                ddpm.net,
-                ddpm.from_data(blocky),
-                strength,
-                ddpm.schedule,
-                steps=20,
-                generator=torch.Generator().manual_seed(0),
-            )
-        ).clamp(0, 1)
+    out = ddpm.edit(
+        blocky, strength, steps=20, generator=torch.Generator().manual_seed(0)
+    )
     sde[strength] = (out, float((out - blocky).pow(2).mean().sqrt()), fid(out))
 fig, axes = plt.subplots(len(sde), 1, figsize=(9, 1.2 * len(sde)))
 for ax, (strength, (out, dist, f)) in zip(axes, sde.items()):

@@ -15,13 +15,10 @@ from course_lib import recipes, restoration
 
 
 def gaussian_eps(mu: float, s: float, sched: D.Schedule):
-    """The exact E[eps | x_t] for x_0 ~ N(mu, s^2) per coordinate (t read back from the time)."""
+    """The exact E[eps | x_t] for x_0 ~ N(mu, s^2) per coordinate, as a network (t read back)."""
 
     def net(x, t, labels=None):
-        idx = (t * sched.T).round().long()
-        ab = sched.alpha_bar[idx].reshape(-1, *([1] * (x.ndim - 1)))
-        a, b = ab.sqrt(), (1 - ab).sqrt()
-        return b * (x - a * mu) / (a**2 * s**2 + b**2)
+        return D.gaussian_data_eps(x, (t * sched.T).round().long(), sched, mu, s)
 
     return net
 
@@ -182,6 +179,12 @@ def test_repaint_keeps_the_known_pixels_and_sdedit_endpoints():
     out = D.repaint(net, y, mask, sched, resample=2, generator=torch.Generator().manual_seed(0))
     assert torch.equal(out * mask, y * mask) and not torch.equal(out, y)
     assert torch.equal(D.sdedit(net, y, 0.0, sched), y)
+    model = DT.train_diffusion(torch.rand(8, 1, 4, 4), steps=1, config={"kind": "ddpm", "T": 20, "batch_size": 4})
+    filled = model.inpaint(y, mask, steps=5, resample=2)
+    assert torch.allclose(filled * mask, y * mask) and torch.allclose(model.edit(y, 0.0), y)
+    flow = DT.train_diffusion(torch.rand(8, 1, 4, 4), steps=1, config={"batch_size": 4})
+    with pytest.raises(ValueError, match="DDPM"):
+        flow.inpaint(y, mask)
     with pytest.raises(ValueError, match="strength"):
         D.sdedit(net, y, 1.5, sched)
 
