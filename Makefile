@@ -13,6 +13,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 SOURCES := $(sort $(wildcard notebooks/ch*.py))
+BOOK_SOURCES := $(SOURCES) $(sort $(wildcard notebooks/appendix_*.py))
 export COURSE_FAST ?= 1
 
 # The book: fast and full builds keep separate HTML, doctrees and execution caches, so a
@@ -62,7 +63,7 @@ venv: $(STAMP)
 # of a silent half-hour retrain), then the executed notebooks exported from its cache.
 course: $(STAMP)
 	$(MAKE) --no-print-directory book COURSE_FAST=0 COURSE_REQUIRE_SHIPPED=1
-	$(PY) -m course_lib.book --cache _build/book-full/jupyter_cache --out _build/notebooks $(SOURCES)
+	$(PY) -m course_lib.book --cache _build/book-full/jupyter_cache --out _build/notebooks $(BOOK_SOURCES)
 
 # MathJax 3 for the book, from the npm registry (once; kept out of git). Only the combined
 # TeX+MathML/CHTML script and its fonts are copied: MathJax finds the fonts beside itself.

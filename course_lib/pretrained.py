@@ -40,12 +40,13 @@ SHIP_ENV = "COURSE_SHIP_DIR"
 
 def retrain(name: str | None = None) -> bool:
     """Whether ``COURSE_RETRAIN`` asks to train run ``name`` instead of loading its shipped
-    weights: ``1`` for every run, or a comma-separated list of run names (``ch07_z2,ch08_cvae``)."""
+    weights: ``1`` for every run, or a comma-separated list of run names (``ch07_z2,ch08_cvae``;
+    the appendix's runs are named ``app_...``)."""
     value = os.environ.get(RETRAIN_ENV, "").strip()
-    if not value.lower().startswith("ch"):  # 1/0/true/false/...: every run (an unknown word is an error)
+    if not value.lower().startswith(("ch", "app_")):  # 1/0/true/...: every run (an unknown word is an error)
         return env_flag(RETRAIN_ENV, "train", "load shipped weights")
     names = [v.strip() for v in value.split(",")]
-    if not all(re.fullmatch(r"ch\d\d_\w+", n) for n in names):  # run names: ch07_z2, ...
+    if not all(re.fullmatch(r"(ch\d\d|app)_\w+", n) for n in names):  # run names: ch07_z2, app_..., ...
         raise ValueError(f"{RETRAIN_ENV}={value!r}: use 1, 0 or run names (ch07_z2,...) separated by commas")
     return name in names
 

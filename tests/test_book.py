@@ -11,7 +11,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-CHAPTERS = sorted((ROOT / "notebooks").glob("ch*.py"))
+# the chapters in order, then the appendix (the book's order)
+CHAPTERS = sorted((ROOT / "notebooks").glob("ch*.py")) + sorted((ROOT / "notebooks").glob("appendix_*.py"))
 CITE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
 
 
@@ -54,8 +55,11 @@ def test_notebooks_link_is_a_relative_symlink():
 
 @pytest.mark.parametrize("source", CHAPTERS, ids=lambda p: p.stem)
 def test_chapter_title(source):
-    number = int(re.match(r"ch(\d+)_", source.stem).group(1))
     first = source.read_text().split("# %% [markdown]", 1)[1].lstrip().splitlines()[0]
+    if source.stem.startswith("appendix_"):
+        assert first.startswith("# # Appendix — "), f"{source.name}: first cell must be '# Appendix — Title'"
+        return
+    number = int(re.match(r"ch(\d+)_", source.stem).group(1))
     assert first.startswith(f"# # Chapter {number} — "), f"{source.name}: first cell must be '# Chapter {number} — Title'"
 
 

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = "COURSE_BOOK_HTML" in os.environ
 HTML = Path(os.environ.get("COURSE_BOOK_HTML", ROOT / "_build" / "book" / "html")).resolve()
-CHAPTERS = [p.stem for p in sorted((ROOT / "notebooks").glob("ch*.py"))]
+CHAPTERS = [p.stem for p in [*sorted((ROOT / "notebooks").glob("ch*.py")),
+                              *sorted((ROOT / "notebooks").glob("appendix_*.py"))]]  # the book's order
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
@@ -161,8 +162,8 @@ def test_navigation_lists_every_chapter(chromium, site):
         for name in CHAPTERS:
             assert f"{name}.html" in hrefs, f"{page}: the navigation does not list {name}"
             text = nav[hrefs.index(f"{name}.html")][1]
-            number = int(name[2:4])
-            assert text.startswith(f"Chapter {number} "), f"{page}: nav entry {text!r} for {name}"
+            title = "Appendix " if name.startswith("appendix_") else f"Chapter {int(name[2:4])} "
+            assert text.startswith(title), f"{page}: nav entry {text!r} for {name}"
         positions = [hrefs.index(f"{name}.html") for name in CHAPTERS]
         assert positions == sorted(positions), "chapters appear in order"
         assert "bibliography.html" in hrefs

@@ -40,10 +40,12 @@ from course_lib import (
     features,
     metrics,
     pretrained,
+    questions,
     recipes,
     robust,
     toy_gan,
     utils,
+    vae_bugs,
 )
 from course_lib import diffusion_train as DT
 from course_lib import restoration as R
@@ -337,6 +339,40 @@ ENTRIES.update({
                               _recipe_fid, FID14 + ", 10 Heun steps", 0.05),
     "ch14_cond_flow": Entry("ch14_diffusion", lambda: {"net": DT.build_model(DT.LATENT_CONFIG, (32,), 10).net},
                             _guided_accuracy, "read as the requested class, 1000 samples, guidance w = 3", 0.02),
+})
+
+
+# --- appendix -------------------------------------------------------------------------------------
+APPENDIX = "appendix_questions"
+
+
+def _sweep_gan(width: int) -> Callable[[], dict[str, nn.Module]]:
+    return lambda: dict(zip(("generator", "discriminator"), (lambda t: (t.G, t.D))(questions.mlp_gan(width))))
+
+
+def _sweep_vae() -> dict[str, nn.Module]:
+    return {"model": V.mlp_vae(z_dim=16, hidden=(256,))}
+
+
+def _listing_fid(modules: dict[str, nn.Module]) -> float:
+    clf = features.load_mnist_classifier()
+    model = modules["model"]
+    g = torch.Generator().manual_seed(1)
+    x = model.sample(1000, g) if isinstance(model, vae_bugs.ListingAE) else model.sample(1000, generator=g)
+    return metrics.fid(features.extract(clf, vae_bugs.from_cifar(x)), features.extract(clf, _test()))
+
+
+ENTRIES.update({
+    **{f"app_gan_n{n}": Entry(APPENDIX, _sweep_gan(128), gan_fid, FID14, 0.05) for n in (500, 1000, 2000, 4000)},
+    **{f"app_gan_w{w}": Entry(APPENDIX, _sweep_gan(w), gan_fid, FID14, 0.05) for w in (32, 128, 512)},
+    "app_gan_joint_step_stale": Entry(APPENDIX, _sweep_gan(128), gan_fid, FID14, 0.05),
+    **{f"app_vae_n{n}": Entry(APPENDIX, _sweep_vae, neg_elbo, ELBO, 0.01) for n in (500, 1000, 2000, 4000)},
+    **{f"app_vae_n500_{v}": Entry(APPENDIX, _sweep_vae, neg_elbo, ELBO, 0.01) for v in ("shift", "wd")},
+    "app_vanilla_grid": Entry(APPENDIX, lambda: _toy_models("vanilla"), _toy_high_quality("grid"),
+                              "high-quality fraction of 2500 samples", 0.02),
+    "app_listing_ae": Entry(APPENDIX, lambda: {"model": vae_bugs.ListingAE(fixed=True, logits=True)}, _listing_fid,
+                            FID14 + " (samples from N(0, I))", 0.05),
+    "app_listing_vae": Entry(APPENDIX, lambda: {"model": vae_bugs.repaired_vae()}, _listing_fid, FID14, 0.05),
 })
 
 

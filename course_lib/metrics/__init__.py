@@ -19,6 +19,8 @@ float64 NumPy; results are Python floats.
   (Naeem et al., 2020), :func:`memorisation_rate` (nearest training image).
 * :mod:`.toy` -- :func:`mode_coverage` (Srivastava et al., 2017, VEEGAN; Lin et al., 2018, PacGAN).
 * :mod:`.discriminator` -- :func:`discriminator_metrics`: accuracy, ROC curve and AUC (scikit-learn).
+* :mod:`.perceptual` -- :func:`perceptual_distance`: the LPIPS equation (Zhang et al., 2018) with
+  unit weights on the course's MNIST classifier (appendix).
 """
 
 from .discriminator import DiscriminatorReport, discriminator_metrics
@@ -47,6 +49,7 @@ from .knn import (
     nearest_distances,
     precision_recall,
 )
+from .perceptual import perceptual_distance
 from .toy import ModeCoverage, ModeStatistics, mode_coverage, mode_statistics
 
 __all__ = [
@@ -54,6 +57,6 @@ __all__ = [
     "coverage_expectation", "density_coverage", "discriminator_metrics", "fid", "fid_infinity",
     "fid_nuclear", "frechet_distance", "generator_fid", "frechet_distance_eigvals", "frechet_distance_sqrtm",
     "gaussian_stats", "inception_score", "kid", "knn_radii", "memorisation_rate", "mmd2_unbiased",
-    "mode_coverage", "mode_statistics", "nearest_distances", "polynomial_kernel", "precision_recall", "psd_factor",
+    "mode_coverage", "mode_statistics", "nearest_distances", "perceptual_distance", "polynomial_kernel", "precision_recall", "psd_factor",
     "trace_sqrt_product",
 ]
