@@ -109,12 +109,12 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 unit: $(STAMP)
-	$(PY) -m pytest -q -m "not browser" tests
+	$(PY) -m pytest -q --durations=12 -m "not browser" tests
 
 nbval: $(STAMP)
 	@test -n "$(NOTEBOOKS)" || { echo "no notebooks/*.ipynb found: nothing for nbval to run"; exit 1; }
 	rm -rf $(TEST_CHECKPOINTS)
-	$(PY) -m pytest -q --nbval-lax $(NOTEBOOKS)
+	$(PY) -m pytest -q --durations=12 --nbval-lax $(NOTEBOOKS)
 
 # Debian's Chromium for the browser test; installed with apt-get when missing (CI runs as root).
 chromium:

@@ -88,7 +88,7 @@ def fid_of(images: torch.Tensor) -> float:
 
 @contextlib.contextmanager
 def fails_with(kind: type[BaseException], text: str = ""):
-    """Assert that the block raises ``kind`` with ``text`` in its message, and print it."""
+    """Assert that the block raises ``kind`` with ``text`` in its message; print it."""
     try:
         yield
     except kind as err:
@@ -134,7 +134,7 @@ def train_gan(n: int, loop: str = "correct") -> gan.GANTrainer:
         step_fn=step_fn,
         checkpoint=CKPT / f"{name}_{MODE}.pt",
     )
-    tr.run.resume()  # a checkpoint, else the shipped weights (default mode), else nothing
+    tr.run.resume()  # a checkpoint, else the shipped weights (default mode)
     tr.fit(x_train[perm[:n]], batch_size=Q.GAN_BATCH, steps=GAN_STEPS, desc=name)
     tr.G.eval()
     return tr
@@ -247,7 +247,8 @@ toys = {
 q2 = {m: toy_gan.score(t.sample(2500, seed=10_000), "grid") for m, t in toys.items()}
 for m, s in q2.items():
     print(
-        f"this run, {m:8s}: {s['modes']:2d} of 25 modes, {s['high quality']:.1%} high quality"
+        f"this run, {m:8s}: {s['modes']:2d} of 25 modes, "
+        f"{s['high quality']:.1%} high quality"
     )
 assert q2["recipe"]["modes"] == 25
 assert q2["recipe"]["high quality"] > q2["vanilla"]["high quality"] + 0.02
@@ -420,8 +421,10 @@ for n in SIZES:
     )
 gap = q5[4000]["samples"] / q5[4000]["reconstructions"]
 print(
-    f"Verdict: 500 -> 4,000 digits gain {q5[500]['neg_elbo'] - q5[4000]['neg_elbo']:.1f} "
-    f"nats; the same decoder's samples score {gap:.1f} times worse than its reconstructions."
+    "Verdict: 500 -> 4,000 digits gain "
+    f"{q5[500]['neg_elbo'] - q5[4000]['neg_elbo']:.1f} "
+    f"nats; the same decoder's samples score {gap:.1f} times worse than its "
+    "reconstructions."
 )
 if not FAST:
     assert all(q5[a]["neg_elbo"] > q5[b]["neg_elbo"] for a, b in zip(SIZES, SIZES[1:]))
@@ -537,7 +540,8 @@ for n in SIZES:
         f"with test reals {unseen:.3f} (gap {seen - unseen:+.3f})"
     )
 print(
-    f"Verdict: on 500 digits the discriminator separates its training digits from the fakes "
+    "Verdict: on 500 digits the discriminator separates its training digits from "
+    "the fakes "
     f"with AUC {q7[500][0]:.2f} and unseen real digits with {q7[500][1]:.2f}."
 )
 if not FAST:
@@ -844,7 +848,7 @@ xc_train = B.as_cifar(x_train)  # (4000, 3, 32, 32)
 
 
 def train_listing(model: torch.nn.Module, loss_fn, name: str) -> torch.nn.Module:
-    """Adam at 1e-3 for LISTING_STEPS batches of 64 (shipped weights in the default mode)."""
+    """Adam at 1e-3 for LISTING_STEPS batches of 64 (shipped weights by default)."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step(batch):
@@ -921,7 +925,8 @@ print(
 )
 print(f"two evaluations without it: {clean[0]:.2f}, {clean[1]:.2f}")
 print(
-    f"the classifier reads {acc_flipped:.1%} of the transformed test digits ({acc_clean:.1%})"
+    f"the classifier reads {acc_flipped:.1%} of the transformed test digits "
+    f"({acc_clean:.1%})"
 )
 assert twice[0] != twice[1] and clean[0] == clean[1]
 assert acc_flipped < acc_clean - 0.1
@@ -963,5 +968,6 @@ print(
 
 # %%
 print(
-    f"appendix: {time.perf_counter() - t_start:.0f} s ({'fast' if FAST else 'full'} mode)"
+    f"appendix: {time.perf_counter() - t_start:.0f} s "
+    f"({'fast' if FAST else 'full'} mode)"
 )
