@@ -243,4 +243,4 @@ def test_each_chapter_offers_its_ipynb(site, name):
     source = (HTML / "notebooks" / f"{name}.html").read_text()
     assert f"_sources/notebooks/{name}.ipynb" in source, f"{name}: no .ipynb in the download menu"
     nb = json.loads((HTML / "_sources" / "notebooks" / f"{name}.ipynb").read_text())
-    assert nb["cells"][0]["source"][0].startswith("# Chapter")
+    assert nb["cells"][0]["source"][0].startswith(("# Chapter", "# Appendix"))
