@@ -329,8 +329,8 @@ print(
 # **Verdict.** For deep networks the gradient does vanish, and residual connections are the
 # remedy that works; chapter 8 also shows that LeakyReLU barely helps (the units are not dead,
 # the signal is small) and that gradient clipping rescues plain SGD but changes little under
-# Adam. A shallow VAE, like chapter 7's, has no vanishing gradient at all. What usually goes
-# wrong with VAEs is the other "vanishing": a decoder strong enough to ignore $z$ drives the
+# Adam. The gradient problem is one of depth. What usually goes wrong with VAEs is the
+# other "vanishing": a decoder strong enough to ignore $z$ drives the
 # KL term to zero (posterior collapse), and the remedies there are KL warm-up and free bits
 # (chapter 8, section 3), not activation functions.
 #
@@ -387,14 +387,15 @@ if not FAST:
 # %% [markdown]
 # **Verdict.** Capacity helps only as far as the budget can train it: at equal wall time the
 # widest network takes the fewest steps and ends worst, and the narrowest one lacks capacity.
-# "More complex architectures" name the wrong knob: what chapter 4 gains over the MLP comes
-# from convolutions, which build in what images are (local, translation-equivariant), not
-# from size. U-Nets, ResNets and DenseNets are architectures for restoration and
-# classification, not generators on their own (a U-Net is the denoiser inside a diffusion
-# model, chapter 14). More data helps clearly: with 500 digits the discriminator memorises
-# its training set (Q7) and the generator follows it. "Train longer" is true until it is not:
-# a GAN's FID wanders during training, which is why the course's recipes keep an exponential
-# moving average of the generator's weights (chapter 4).
+# "More complex" is the wrong knob to name: the gain of chapter 4's convolutional GAN over
+# the MLP at equal time (`benchmarks/bench_gan.py`) comes with an architecture that builds in
+# what images are (local, translation-equivariant), and its size is tuned to the budget.
+# U-Nets are image-to-image networks (chapters 11 and 12, and the denoiser inside a diffusion
+# model, chapter 14), not generators of new images on their own. More data helps clearly:
+# with 500 digits the discriminator memorises its training set (Q7) and the generator follows
+# it. "Train longer" is not measured here; a GAN's samples do not improve monotonically with
+# its steps, which is why the course's recipes sample from an exponential moving average of
+# the generator's weights (`benchmarks/bench_gan.py --extra no-ema` measures the gain).
 #
 # ### Q5. How do I make a VAE produce high-quality images?
 #
@@ -645,8 +646,9 @@ if not FAST:
 # test $-$ELBO bottoms out early and then climbs while its training $-$ELBO keeps falling.
 # Early stopping, chosen on held-out training digits, keeps the best of that curve;
 # augmentation, which makes 500 digits look like more, helps most and needs no held-out data;
-# weight decay at this strength changes little. Dropout is the remaining item of the list;
-# chapter 10 shows that augmentation of the right kind (adversarial) also buys robustness.
+# weight decay at this strength changes little. Dropout, the list's last item, is not
+# measured here; chapter 10 shows that augmentation of the right kind (adversarial) also buys
+# robustness.
 #
 # ## Part II — The article's code, run and repaired
 #
