@@ -32,7 +32,7 @@ def mlp_gan(
     step_fn: StepFn | None = None, checkpoint: str | os.PathLike | None = None,
 ) -> GANTrainer:
     """Chapter 3's MLP GAN scaled by ``width``: G is 64-w-2w-784, D is 784-2w-w-1 (``width=256``
-    is chapter 3's size, about 1.1 M weights in all), Adam at :data:`GAN_LR`.
+    has chapter 3's hidden sizes), Adam at :data:`GAN_LR`.
 
     Weights are initialised from ``seed``; ``shipped`` names the run's shipped weights and
     ``config`` records what else describes the run (e.g. the training-set size); ``step_fn``

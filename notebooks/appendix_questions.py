@@ -339,8 +339,9 @@ print(
 # **The claims.** "Use more complex architectures (U-Net, ResNet, DenseNet)", "use more
 # training data", "train longer".
 #
-# **Capacity at equal wall time.** The MLP GAN at widths 32, 128 and 512 (about 0.05, 0.5 and
-# 2.7 M weights), each trained for the same number of seconds on the 4,000 digits. A wider
+# **Capacity at equal wall time.** The MLP GAN at widths 32, 128 and 512 (the cell prints
+# each one's number of weights), each trained for the same number of seconds on the 4,000
+# digits. A wider
 # network takes fewer steps in the same time.
 
 # %%
@@ -357,11 +358,13 @@ for width in (32, 128, 512):
     tr.fit(x_train, batch_size=Q.GAN_BATCH, seconds=CAP_SECONDS, desc=f"width {width}")
     g = torch.Generator().manual_seed(1)
     cap[width] = {
+        "weights": sum(p.numel() for m in (tr.G, tr.D) for p in m.parameters()),
         "steps": tr.run.step,
         "fid": fid_of(tr.generator.eval().sample(1000, generator=g)),
     }
     print(
-        f"width {width:3d}: {cap[width]['steps']:5d} steps, FID {cap[width]['fid']:.1f}"
+        f"width {width:3d} ({cap[width]['weights'] / 1e6:.2f} M weights): "
+        f"{cap[width]['steps']:5d} steps, FID {cap[width]['fid']:.1f}"
     )
 
 # %% [markdown]
