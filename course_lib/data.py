@@ -273,13 +273,19 @@ def load_cifar10(
     return load_torchvision("cifar10", split, root, download)
 
 
-def load_digits() -> ImageDataset:
-    """The 1,797 8x8 digits of scikit-learn as ``(1, 8, 8)`` images in [0, 1] (embedded)."""
+def load_digits(split: str | None = None) -> ImageDataset:
+    """scikit-learn's 8x8 digits as ``(1, 8, 8)`` images in [0, 1] (embedded): all 1,797, or
+    with ``split`` the stratified, seeded ``"train"`` / ``"test"`` split of chapter 12
+    (1,297 / 500, the split :func:`digits_as_mnist` uses)."""
     from sklearn.datasets import load_digits as sk_digits
 
     bunch = sk_digits()
     x = torch.from_numpy(bunch.images / 16.0).float().unsqueeze(1)  # (1797, 1, 8, 8)
-    return ImageDataset(x, torch.from_numpy(bunch.target), name="sklearn-digits")
+    y = torch.from_numpy(bunch.target)
+    if split is not None:
+        idx = _digits_split(split, y)
+        x, y = x[idx], y[idx]
+    return ImageDataset(x, y, name="sklearn-digits")
 
 
 def to_mnist_frame(images: torch.Tensor, box: int = 20, size: int = 28) -> torch.Tensor:
@@ -334,13 +340,17 @@ def digits_as_mnist(split: str | None = None) -> tuple[torch.Tensor, torch.Tenso
     x, y = _digits_as_mnist()
     if split is None:
         return x.clone(), y.clone()
+    idx = _digits_split(split, y)
+    return x[idx].clone(), y[idx].clone()
+
+
+def _digits_split(split: str, labels: torch.Tensor) -> torch.Tensor:
     train = _check_split(split)
     from sklearn.model_selection import train_test_split
 
-    idx_tr, idx_te = train_test_split(torch.arange(len(y)).numpy(), test_size=DIGITS_TEST_SIZE,
-                                      stratify=y.numpy(), random_state=0)
-    idx = torch.from_numpy(idx_tr if train else idx_te)
-    return x[idx].clone(), y[idx].clone()
+    idx_tr, idx_te = train_test_split(torch.arange(len(labels)).numpy(), test_size=DIGITS_TEST_SIZE,
+                                      stratify=labels.numpy(), random_state=0)
+    return torch.from_numpy(idx_tr if train else idx_te)
 
 
 def load_faces() -> ImageDataset:

@@ -415,8 +415,9 @@ def train_denoiser(
 DIGITS_TO_MNIST_CONFIG = TR.TranslatorConfig()
 """The settings of :func:`train_digits_to_mnist` (measured in ``benchmarks/bench_translation.py``):
 a three-level U-Net (32, 64, 128 channels, one residual block per level) trained on synthetic
-pairs, MNIST's training digits made into scikit-learn-style digits with three pen widths
-(:func:`course_lib.translation.synthetic_pairs`), with the pixelwise cross-entropy on logits;
+pairs, MNIST's training digits made into scikit-learn-style digits three times each, with pens
+that give them the ink of scikit-learn's training digits
+(:func:`course_lib.translation.ink_matched_pairs`), with the pixelwise cross-entropy on logits;
 Adam at 2e-4 (betas 0.5, 0.999) with a cosine decay over the budget, 64 pairs per step,
 bfloat16 autocast where the CPU has bf16 units. No discriminator: on this task the adversarial
 terms of pix2pix and CycleGAN lowered how often an independent reader reads the right digit."""

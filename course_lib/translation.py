@@ -8,8 +8,9 @@ scikit-learn's 8x8 digits to MNIST's style.
   :func:`lsgan_d_loss` / :func:`lsgan_g_loss` (least squares, Mao et al., 2017, CycleGAN's
   choice), :func:`cycle_consistency_loss` (Zhu et al., 2017), :func:`identity_loss`.
 * :func:`mnist_as_digits`: MNIST digits through scikit-learn's preprocessing (32x32 bitmaps
-  counted in 4x4 blocks), so that :func:`synthetic_pairs` builds *paired* data between the two
-  domains without labels and without the other domain's images.
+  counted in 4x4 blocks), so that :func:`synthetic_pairs` (fixed pens) and
+  :func:`ink_matched_pairs` (pens chosen so the ink matches the other domain's) build *paired*
+  data between the two domains without labels.
 * :func:`train_translator` trains ``"paired"`` (a paired loss alone: pix2pix's L1 baseline, or
   the course's translator), ``"pix2pix"``, ``"cyclegan"`` (unpaired) and ``"semi"`` (synthetic
   pairs + an unpaired adversarial term on the real scikit-learn digits) on :class:`course_lib.train.Run` (exact resume, shipped weights).
@@ -29,12 +30,13 @@ from torch import nn
 
 from .blocks import UNet
 from .config import make_config
-from .data import digits_as_mnist, load_mnist, to_mnist_frame
+from .data import digits_as_mnist, load_digits, load_mnist, to_mnist_frame
 from .gan import d_loss, g_loss_nonsaturating
 from .train import Run, cosine_lr, optimizer_step, validate_budget
 from .utils import bf16_is_fast, seed_everything
 
 METHODS = ("paired", "pix2pix", "cyclegan", "semi")
+PENS = ("ink", "thresholds")
 
 
 def _check_digits(x: torch.Tensor, who: str = "images") -> None:
@@ -59,6 +61,21 @@ def mnist_as_digits(x: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     return F.avg_pool2d(bitmaps.float(), 4)  # (N, 1, 8, 8): ink counts / 16
 
 
+def pen_ladder(x: torch.Tensor, dilations: int = 4) -> torch.Tensor:
+    """MNIST digits in the optdigits 32x32 box drawn with pens from light to heavy (chapter 12):
+    binarised at 0.5, 0.3 and 0.15, then the 0.15 bitmap dilated 1 to ``dilations`` times by a
+    3x3 square (each dilation widens a stroke by 2 pixels of 32).
+
+    ``x``: (N, 1, 28, 28) in [0, 1]. Returns (3 + dilations, N, 1, 32, 32) bitmaps (0. or 1.).
+    """
+    _check_digits(x)
+    box = to_mnist_frame(x, box=32, size=32)  # (N, 1, 32, 32)
+    pens = [(box > t).float() for t in (0.5, 0.3, 0.15)]
+    for _ in range(dilations):
+        pens.append(F.max_pool2d(pens[-1], 3, stride=1, padding=1))
+    return torch.stack(pens)
+
+
 def synthetic_pairs(x: torch.Tensor, thresholds: tuple[float, ...] = (0.15, 0.3, 0.5)
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Paired data from MNIST alone: ``(sources, targets)`` with sources the digits ``x`` made
@@ -67,6 +84,42 @@ def synthetic_pairs(x: torch.Tensor, thresholds: tuple[float, ...] = (0.15, 0.3,
     the digits themselves. (N·T, 1, 28, 28) each."""
     sources = [to_mnist_frame(mnist_as_digits(x, t)) for t in thresholds]
     return torch.cat(sources), x.repeat(len(thresholds), 1, 1, 1)
+
+
+def ink_matched_pairs(x: torch.Tensor, ink: torch.Tensor, copies: int = 3, seed: int = 0
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paired data whose inputs carry the other domain's amount of ink (chapter 12).
+
+    scikit-learn's digits hold about the same ink whatever the digit (a one as much as a zero:
+    their preprocessing evened out the strokes), where a fixed pen gives an MNIST one half a
+    zero's ink. For each digit of ``x`` and each of ``copies``, an ink total is drawn from
+    ``ink`` (the (M,) ink totals of the other domain's 8x8 digits, on the 0..64 scale of
+    :func:`mnist_as_digits`'s sums) and the pen of :func:`pen_ladder` whose 8x8 ink is closest
+    to it draws the input, laid out as :func:`course_lib.data.digits_as_mnist` lays out
+    scikit-learn's. Returns ``(sources, targets)``, (N·copies, 1, 28, 28) each; targets are the
+    digits themselves, copy after copy.
+    """
+    if ink.ndim != 1 or len(ink) == 0:
+        raise ValueError(f"ink must be a non-empty (M,) tensor of ink totals, got shape {tuple(ink.shape)}")
+    if copies < 1:
+        raise ValueError(f"copies={copies} must be at least 1")
+    pens = pen_ladder(x)  # (L, N, 1, 32, 32)
+    small = F.avg_pool2d(pens.flatten(0, 1), 4).view(*pens.shape[:2], 1, 8, 8)  # (L, N, 1, 8, 8)
+    totals = small.sum((2, 3, 4))  # (L, N)
+    gen = torch.Generator().manual_seed(seed)
+    rows = torch.arange(len(x))
+    sources = []
+    for _ in range(copies):
+        target = ink.float()[torch.randint(len(ink), (len(x),), generator=gen)]  # (N,)
+        pen = (totals - target).abs().argmin(0)  # (N,): the closest pen for each digit
+        sources.append(to_mnist_frame(small[pen, rows]))
+    return torch.cat(sources), x.repeat(copies, 1, 1, 1)
+
+
+def digits_ink(split: str = "train") -> torch.Tensor:
+    """The ink totals of scikit-learn's 8x8 digits (``split`` of :func:`course_lib.data.load_digits`),
+    on the scale of :func:`mnist_as_digits`'s sums (0..64): (N,). Labels are not read."""
+    return load_digits(split).data.sum((1, 2, 3))
 
 
 def low_res_pairs(x: torch.Tensor, factor: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,7 +134,7 @@ def low_res_pairs(x: torch.Tensor, factor: int = 7) -> tuple[torch.Tensor, torch
     return F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False).clamp(0, 1), x
 
 
-PAIRS = {"digits": synthetic_pairs, "low-res": low_res_pairs}
+PAIRS = ("digits", "low-res")
 
 
 # --- networks --------------------------------------------------------------------------------
@@ -177,8 +230,10 @@ def identity_loss(G: nn.Module, F_: nn.Module, x: torch.Tensor, y: torch.Tensor)
 class TranslatorConfig:
     """How :func:`train_translator` trains (chapter 12). ``lam_l1`` is pix2pix's λ; ``lam_cycle``
     and ``lam_identity`` CycleGAN's (10 and 0.5·10 in the paper); ``adv`` weighs ``"semi"``'s
-    unpaired adversarial term against its paired loss; ``thresholds`` are the pen widths of
-    :func:`synthetic_pairs`."""
+    unpaired adversarial term against its paired loss. ``pens`` says how the ``"digits"`` pairs
+    are drawn: ``"ink"`` (:func:`ink_matched_pairs`, ``copies`` inputs per MNIST digit, the
+    ink drawn from the scikit-learn training split's) or ``"thresholds"``
+    (:func:`synthetic_pairs` with the fixed pens ``thresholds``)."""
 
     channels: tuple[int, ...] = (32, 64, 128)
     blocks: int = 1
@@ -191,6 +246,8 @@ class TranslatorConfig:
     lam_identity: float = 5.0
     adv: float = 0.05
     paired_loss: str = "bce"
+    pens: str = "ink"
+    copies: int = 3
     thresholds: tuple[float, ...] = (0.15, 0.3, 0.5)
     pairs: str = "digits"
     factor: int = 7
@@ -201,7 +258,11 @@ class TranslatorConfig:
         if self.paired_loss not in ("l1", "bce"):
             raise ValueError(f"paired_loss={self.paired_loss!r}: choose 'l1' or 'bce'")
         if self.pairs not in PAIRS:
-            raise ValueError(f"pairs={self.pairs!r}: choose one of {tuple(PAIRS)}")
+            raise ValueError(f"pairs={self.pairs!r}: choose one of {PAIRS}")
+        if self.pens not in PENS:
+            raise ValueError(f"pens={self.pens!r}: choose one of {PENS}")
+        if self.copies < 1:
+            raise ValueError(f"copies={self.copies} must be at least 1")
         if not self.thresholds or not all(0 < t < 1 for t in self.thresholds):
             raise ValueError(f"thresholds={self.thresholds}: give pen thresholds in (0, 1)")
 
@@ -214,8 +275,12 @@ def translator_config(config: TranslatorConfig | dict | None = None,
     return make_config(TranslatorConfig, base or TranslatorConfig(), **dict(config or {}))
 
 
-def _pairs(cfg: TranslatorConfig, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return synthetic_pairs(x, cfg.thresholds) if cfg.pairs == "digits" else low_res_pairs(x, cfg.factor)
+def _pairs(cfg: TranslatorConfig, x: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if cfg.pairs == "low-res":
+        return low_res_pairs(x, cfg.factor)
+    if cfg.pens == "thresholds":
+        return synthetic_pairs(x, cfg.thresholds)
+    return ink_matched_pairs(x, digits_ink("train"), cfg.copies, seed)
 
 
 def _paired(model: Translator, x: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
@@ -233,8 +298,8 @@ def train_translator(
     its ``"train"`` split, labels unused) to MNIST's style (the 4,000 embedded training digits,
     labels unused), for ``seconds`` or ``steps`` (chapter 12).
 
-    * ``"paired"``: the U-Net on the config's pairs (``pairs="digits"``: :func:`synthetic_pairs`;
-      ``"low-res"``: :func:`low_res_pairs`) with the paired loss alone (pix2pix's "L1 only"
+    * ``"paired"``: the U-Net on the config's pairs (``pairs="digits"``: :func:`ink_matched_pairs`, or
+      :func:`synthetic_pairs` with ``pens="thresholds"``; ``"low-res"``: :func:`low_res_pairs`) with the paired loss alone (pix2pix's "L1 only"
       baseline when ``paired_loss="l1"``; the course's translator with ``"bce"``).
     * ``"pix2pix"``: the same pairs, + λ·L1 and a conditional :class:`PatchDiscriminator`
       (:func:`pix2pix_g_loss`, :func:`pix2pix_d_loss`).
@@ -253,7 +318,7 @@ def train_translator(
     seed_everything(seed)
     mnist = load_mnist("train").data  # (4000, 1, 28, 28); labels never read
     digits = digits_as_mnist("train")[0]  # (N, 1, 28, 28); labels never read
-    src, tgt = _pairs(cfg, mnist) if method in ("paired", "pix2pix", "semi") else (None, None)
+    src, tgt = _pairs(cfg, mnist, seed) if method in ("paired", "pix2pix", "semi") else (None, None)
 
     G = Translator(cfg.channels, cfg.blocks)
     modules: dict[str, nn.Module] = {"model": G}
@@ -378,7 +443,7 @@ def paired_test(model: nn.Module, pairs: str = "low-res", threshold: float = 0.3
 
     test = load_mnist("test").data
     if pairs not in PAIRS:
-        raise ValueError(f"pairs={pairs!r}: choose one of {tuple(PAIRS)}")
+        raise ValueError(f"pairs={pairs!r}: choose one of {PAIRS}")
     source = low_res_pairs(test, factor)[0] if pairs == "low-res" else to_mnist_frame(mnist_as_digits(test, threshold))
     out = translate(model, source)
     clf = load_mnist_classifier()

@@ -48,6 +48,62 @@ def test_mnist_as_digits_counts_ink_in_4x4_blocks():
     assert ((d[:, 0, 0].sum(1) > 0) & (d[:, 0, 7].sum(1) > 0)).float().mean() > 0.8
 
 
+def test_load_digits_split_is_the_split_digits_as_mnist_renders():
+    raw, (x, y) = data.load_digits("test"), data.digits_as_mnist("test")
+    assert raw.data.shape == (500, 1, 8, 8) and torch.equal(raw.targets, y)
+    assert torch.allclose(data.to_mnist_frame(raw.data), x)
+
+
+def test_scikit_learn_digits_hold_the_same_ink_whatever_the_digit_and_mnist_through_one_pen_does_not():
+    """The fact ink-matched pens rest on: a scikit-learn one holds as much ink as a zero; an
+    MNIST one through a fixed pen about half as much."""
+    sk = data.load_digits()
+    sk_ink = torch.stack([sk.data[sk.targets == c].sum((1, 2, 3)).mean() for c in range(10)])
+    assert sk_ink.max() / sk_ink.min() < 1.1
+    mn = data.load_mnist("train")
+    one_pen = T.mnist_as_digits(mn.data, 0.3).sum((1, 2, 3))
+    assert one_pen[mn.targets == 1].mean() < 0.6 * one_pen[mn.targets == 0].mean()
+
+
+def test_pen_ladder_goes_from_light_to_heavy():
+    x = data.load_mnist("test").data[:30]
+    pens = T.pen_ladder(x)
+    assert pens.shape == (7, 30, 1, 32, 32) and set(pens.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(F.avg_pool2d(pens[1], 4), T.mnist_as_digits(x, 0.3))
+    ink = pens.sum((2, 3, 4))  # (7, 30)
+    assert (ink[1:] >= ink[:-1]).all() and (ink[-1] > ink[2]).all()
+
+
+def test_ink_matched_pairs_draw_each_input_with_the_pen_closest_to_the_drawn_ink():
+    """Each input is its own target drawn with the pen whose 8x8 ink is closest to the ink
+    drawn for it: a pen chosen at random, the farthest pen, or a shuffled pairing all fail."""
+    test = data.load_mnist("test")
+    x, y = test.data[:40], test.targets[:40]
+    pens = F.avg_pool2d(T.pen_ladder(x).flatten(0, 1), 4).view(7, 40, 1, 8, 8)
+    totals = pens.sum((2, 3, 4))  # (7, 40)
+    for level in (6.0, 19.5, 40.0):
+        src, tgt = T.ink_matched_pairs(x, torch.full((5,), level), copies=2, seed=3)
+        assert src.shape == tgt.shape == (80, 1, 28, 28) and torch.equal(tgt, torch.cat([x, x]))
+        pen = (totals - level).abs().argmin(0)
+        want = data.to_mnist_frame(pens[pen, torch.arange(40)])
+        assert torch.allclose(src[:40], want) and torch.allclose(src[40:], want)
+        if level == 19.5:  # scikit-learn's typical ink: ones need heavier pens than zeros
+            assert pen[y == 1].float().mean() > pen[y == 0].float().mean() + 1
+    # a heavier reference ink gives heavier inputs
+    light = T.ink_matched_pairs(x, torch.full((3,), 10.0))[0].sum()
+    heavy = T.ink_matched_pairs(x, torch.full((3,), 30.0))[0].sum()
+    assert heavy > light
+    with pytest.raises(ValueError, match="ink"):
+        T.ink_matched_pairs(x, torch.empty(0))
+    with pytest.raises(ValueError, match="copies"):
+        T.ink_matched_pairs(x, torch.ones(3), copies=0)
+
+
+def test_the_translators_pens_draw_from_the_scikit_learn_training_split():
+    ink = T.digits_ink("train")
+    assert ink.shape == (1297,) and torch.allclose(ink, data.load_digits("train").data.sum((1, 2, 3)))
+
+
 def test_patch_discriminator_sees_an_18_pixel_patch():
     torch.manual_seed(0)
     D = T.PatchDiscriminator(1, width=8)
@@ -120,6 +176,10 @@ def test_bad_config_and_method():
         T.train_translator("unit", steps=1)
     with pytest.raises(ValueError, match="paired_loss"):
         T.TranslatorConfig(paired_loss="l2")
+    with pytest.raises(ValueError, match="pens"):
+        T.TranslatorConfig(pens="felt")
+    with pytest.raises(ValueError, match="copies"):
+        T.TranslatorConfig(copies=0)
     with pytest.raises(ValueError, match="threshold"):
         T.mnist_as_digits(torch.rand(1, 1, 28, 28), 1.5)
 
