@@ -90,9 +90,9 @@ def ink_matched_pairs(x: torch.Tensor, ink: torch.Tensor, copies: int = 3, seed:
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """Paired data whose inputs carry the other domain's amount of ink (chapter 12).
 
-    scikit-learn's digits hold about the same ink whatever the digit (a one as much as a zero:
-    their preprocessing evened out the strokes), where a fixed pen gives an MNIST one half a
-    zero's ink. For each digit of ``x`` and each of ``copies``, an ink total is drawn from
+    scikit-learn's digits hold about the same ink whatever the digit (a one as much as a zero,
+    as if their preprocessing had evened out the strokes), where a fixed pen gives an MNIST one
+    less than 60 % of a zero's ink (both measured in chapter 12). For each digit of ``x`` and each of ``copies``, an ink total is drawn from
     ``ink`` (the (M,) ink totals of the other domain's 8x8 digits, on the 0..64 scale of
     :func:`mnist_as_digits`'s sums) and the pen of :func:`pen_ladder` whose 8x8 ink is closest
     to it draws the input, laid out as :func:`course_lib.data.digits_as_mnist` lays out
