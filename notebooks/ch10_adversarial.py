@@ -54,8 +54,9 @@ CKPT = utils.checkpoint_dir()
 utils.seed_everything(0)
 EPS = 0.3
 test = data.load_mnist("test")
-N = utils.fast_or_full(100, 1000)  # test digits attacked (all 1,000 in full mode)
-pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:N]
+N = utils.fast_or_full(50, 1000)  # test digits attacked (all 1,000 in full mode)
+order = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))
+pick = order[:N]
 x_test, y_test = test.data[pick], test.targets[pick]  # (N, 1, 28, 28) in [0, 1], (N,)
 clf = (
     features.load_mnist_classifier()
@@ -152,7 +153,7 @@ eps_grid = utils.fast_or_full(
     [0.0, 0.1, 0.2, 0.3], [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
 )
 n_curve = utils.fast_or_full(
-    100, 500
+    50, 500
 )  # PGD-40 at 7 radii on 1,000 digits would take minutes
 curve_fgsm = attacks.accuracy_curve(
     clf, x_test[:n_curve], y_test[:n_curve], attacks.fgsm, eps_grid
@@ -403,7 +404,7 @@ fig.tight_layout()
 #   parameter-free attacks, one of which (Square) uses no gradient at all.
 
 # %%
-n_h = utils.fast_or_full(100, 500)
+n_h = utils.fast_or_full(50, 500)
 x_h, y_h = x_test[:n_h], y_test[:n_h]
 defended = robust.Quantize(clf, levels=8)
 see_through = robust.Quantize(clf, levels=8, bpda=True)
@@ -664,9 +665,10 @@ def closeness(mu, target_mu):
 
 
 n_vae = utils.fast_or_full(50, 200)
-src, tgt = x_test[:n_vae], x_test[n_vae : 2 * n_vae]
-keep = y_test[:n_vae] != y_test[n_vae : 2 * n_vae]  # pairs of different digits
-src, tgt, y_tgt = src[keep], tgt[keep], y_test[n_vae : 2 * n_vae][keep]
+x_all, y_all = test.data[order], test.targets[order]  # x_test's order, all 1,000
+src, tgt = x_all[:n_vae], x_all[n_vae : 2 * n_vae]
+keep = y_all[:n_vae] != y_all[n_vae : 2 * n_vae]  # pairs of different digits
+src, tgt, y_tgt = src[keep], tgt[keep], y_all[n_vae : 2 * n_vae][keep]
 encoder = PosteriorMean(vae).eval()
 with torch.no_grad():
     target_mu = encoder(tgt)
