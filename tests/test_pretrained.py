@@ -1,6 +1,7 @@
 """Shipped weights: every manifest entry is there, intact, loads safely into its chapter's model
 and still measures what the manifest says; fast mode never reads them; damage is an error."""
 
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -50,6 +51,32 @@ def test_each_shipped_entry_loads_and_measures_as_recorded(name):
     value = tool.ENTRIES[name].measure(tool.load(name))  # strict load_state_dict into the chapter's model
     recorded = entry["metric"]
     assert abs(value - recorded["value"]) <= recorded["tolerance"] * abs(recorded["value"]), (value, recorded)
+
+
+def _config_classes():
+    from course_lib.denoisers import DenoiserConfig
+    from course_lib.diffusion_train import DiffusionConfig
+    from course_lib.recipes import GANConfig, VAEConfig
+    from course_lib.robust import RobustConfig
+    from course_lib.toy_gan import ToyGANConfig
+    from course_lib.translation import TranslatorConfig
+
+    classes = (DenoiserConfig, DiffusionConfig, GANConfig, VAEConfig, RobustConfig, ToyGANConfig, TranslatorConfig)
+    return {cls: {f.name for f in dataclasses.fields(cls)} for cls in classes}
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_a_shipped_run_built_on_a_config_class_records_every_field_of_it(name):
+    """A field added to a config class enters every run's config, so shipped weights recorded
+    without it stop matching: the default mode would retrain them and COURSE_REQUIRE_SHIPPED=1
+    refuse. Such runs must be retrained, or (where the field cannot change them) recorded with
+    it. Entries whose config holds most of a config class's fields are taken as built on it;
+    the others (hand-written settings) have nothing to check."""
+    config = set(pretrained.manifest()[name]["config"])
+    classes = _config_classes()
+    cls = max(classes, key=lambda c: len(classes[c] & config) / len(classes[c]))
+    if len(classes[cls] & config) >= 0.8 * len(classes[cls]):
+        assert classes[cls] <= config, f"{name} lacks {sorted(classes[cls] - config)} of {cls.__name__}"
 
 
 def test_a_named_run_records_its_weights_only_when_asked_and_finished(tmp_path, monkeypatch):
