@@ -61,6 +61,13 @@ def mnist_as_digits(x: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     return F.avg_pool2d(bitmaps.float(), 4)  # (N, 1, 8, 8): ink counts / 16
 
 
+def ink(digits: torch.Tensor) -> torch.Tensor:
+    """The ink total of 8x8 digits (chapter 12): the sum of their block counts (each count / 16
+    in [0, 1]), 0..64. ``digits``: (N, 1, 8, 8); returns (N,)."""
+    _check_digits(digits)
+    return digits.sum((1, 2, 3))
+
+
 def pen_ladder(x: torch.Tensor, dilations: int = 4) -> torch.Tensor:
     """MNIST digits in the optdigits 32x32 box drawn with pens from light to heavy (chapter 12):
     binarised at 0.5, 0.3 and 0.15, then the 0.15 bitmap dilated 1 to ``dilations`` times by a
@@ -86,40 +93,39 @@ def synthetic_pairs(x: torch.Tensor, thresholds: tuple[float, ...] = (0.15, 0.3,
     return torch.cat(sources), x.repeat(len(thresholds), 1, 1, 1)
 
 
-def ink_matched_pairs(x: torch.Tensor, ink: torch.Tensor, copies: int = 3, seed: int = 0
+def ink_matched_pairs(x: torch.Tensor, reference: torch.Tensor, copies: int = 3, seed: int = 0
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """Paired data whose inputs carry the other domain's amount of ink (chapter 12).
 
     scikit-learn's digits hold about the same ink whatever the digit (a one as much as a zero,
     as if their preprocessing had evened out the strokes), where a fixed pen gives an MNIST one
     less than 60 % of a zero's ink (both measured in chapter 12). For each digit of ``x`` and each of ``copies``, an ink total is drawn from
-    ``ink`` (the (M,) ink totals of the other domain's 8x8 digits, on the 0..64 scale of
-    :func:`mnist_as_digits`'s sums) and the pen of :func:`pen_ladder` whose 8x8 ink is closest
+    ``reference`` (the (M,) ink totals, :func:`ink`, of the other domain's 8x8 digits) and the pen of :func:`pen_ladder` whose 8x8 ink is closest
     to it draws the input, laid out as :func:`course_lib.data.digits_as_mnist` lays out
     scikit-learn's. Returns ``(sources, targets)``, (N·copies, 1, 28, 28) each; targets are the
     digits themselves, copy after copy.
     """
-    if ink.ndim != 1 or len(ink) == 0:
-        raise ValueError(f"ink must be a non-empty (M,) tensor of ink totals, got shape {tuple(ink.shape)}")
+    if reference.ndim != 1 or len(reference) == 0:
+        raise ValueError(f"reference must be a non-empty (M,) tensor of ink totals, got shape {tuple(reference.shape)}")
     if copies < 1:
         raise ValueError(f"copies={copies} must be at least 1")
     pens = pen_ladder(x)  # (L, N, 1, 32, 32)
     small = F.avg_pool2d(pens.flatten(0, 1), 4).view(*pens.shape[:2], 1, 8, 8)  # (L, N, 1, 8, 8)
-    totals = small.sum((2, 3, 4))  # (L, N)
+    totals = ink(small.flatten(0, 1)).view(pens.shape[:2])  # (L, N)
     gen = torch.Generator().manual_seed(seed)
     rows = torch.arange(len(x))
     sources = []
     for _ in range(copies):
-        target = ink.float()[torch.randint(len(ink), (len(x),), generator=gen)]  # (N,)
+        target = reference.float()[torch.randint(len(reference), (len(x),), generator=gen)]  # (N,)
         pen = (totals - target).abs().argmin(0)  # (N,): the closest pen for each digit
         sources.append(to_mnist_frame(small[pen, rows]))
     return torch.cat(sources), x.repeat(copies, 1, 1, 1)
 
 
 def digits_ink(split: str = "train") -> torch.Tensor:
-    """The ink totals of scikit-learn's 8x8 digits (``split`` of :func:`course_lib.data.load_digits`),
-    on the scale of :func:`mnist_as_digits`'s sums (0..64): (N,). Labels are not read."""
-    return load_digits(split).data.sum((1, 2, 3))
+    """The ink totals (:func:`ink`) of scikit-learn's 8x8 digits (``split`` of
+    :func:`course_lib.data.load_digits`): (N,). Labels are not read."""
+    return ink(load_digits(split).data)
 
 
 def low_res_pairs(x: torch.Tensor, factor: int = 7) -> tuple[torch.Tensor, torch.Tensor]:

@@ -231,11 +231,9 @@ print(f"CycleGAN: {len(cycle.history['step'])} steps")
 sk8 = data.load_digits("train")  # (1297, 1, 8, 8): the translators' split
 mnist_train = data.load_mnist("train")
 one_pen = T.mnist_as_digits(mnist_train.data, 0.3)  # (4000, 1, 8, 8)
-ink_sk = torch.stack(
-    [sk8.data[sk8.targets == c].sum((1, 2, 3)).mean() for c in range(10)]
-)
+ink_sk = torch.stack([T.ink(sk8.data[sk8.targets == c]).mean() for c in range(10)])
 ink_one_pen = torch.stack(
-    [one_pen[mnist_train.targets == c].sum((1, 2, 3)).mean() for c in range(10)]
+    [T.ink(one_pen[mnist_train.targets == c]).mean() for c in range(10)]
 )
 print("digit            " + " ".join(f"{c:5d}" for c in range(10)))
 print("scikit-learn     " + " ".join(f"{v:5.1f}" for v in ink_sk.tolist()))
@@ -253,7 +251,7 @@ assert ink_one_pen[1] < 0.6 * ink_one_pen[0]  # a fixed pen: a one has half a ze
 # seven pens, light to heavy (binarised at 0.5, 0.3 and 0.15, then dilated one to four
 # times), and `translation.ink_matched_pairs` draws, for each digit, an ink total from the
 # scikit-learn training digits' (no labels) and takes the pen whose ink is closest. Three such
-# inputs per MNIST digit make the 12,000 training pairs.
+# inputs per MNIST digit make the training pairs.
 
 # %%
 src, tgt = T.ink_matched_pairs(mnist_test.data[:8], T.digits_ink("train"), copies=3)

@@ -58,10 +58,10 @@ def test_scikit_learn_digits_hold_the_same_ink_whatever_the_digit_and_mnist_thro
     """The fact ink-matched pens rest on: a scikit-learn one holds as much ink as a zero; an
     MNIST one through a fixed pen about half as much."""
     sk = data.load_digits()
-    sk_ink = torch.stack([sk.data[sk.targets == c].sum((1, 2, 3)).mean() for c in range(10)])
+    sk_ink = torch.stack([T.ink(sk.data[sk.targets == c]).mean() for c in range(10)])
     assert sk_ink.max() / sk_ink.min() < 1.1
     mn = data.load_mnist("train")
-    one_pen = T.mnist_as_digits(mn.data, 0.3).sum((1, 2, 3))
+    one_pen = T.ink(T.mnist_as_digits(mn.data, 0.3))
     assert one_pen[mn.targets == 1].mean() < 0.6 * one_pen[mn.targets == 0].mean()
 
 
@@ -93,8 +93,11 @@ def test_ink_matched_pairs_draw_each_input_with_the_pen_closest_to_the_drawn_ink
     light = T.ink_matched_pairs(x, torch.full((3,), 10.0))[0].sum()
     heavy = T.ink_matched_pairs(x, torch.full((3,), 30.0))[0].sum()
     assert heavy > light
-    with pytest.raises(ValueError, match="ink"):
+    with pytest.raises(ValueError, match="reference"):
         T.ink_matched_pairs(x, torch.empty(0))
+    assert T.ink(torch.ones(2, 1, 8, 8)).tolist() == [64.0, 64.0]
+    with pytest.raises(ValueError, match="shape"):
+        T.ink(torch.ones(2, 8, 8))
     with pytest.raises(ValueError, match="copies"):
         T.ink_matched_pairs(x, torch.ones(3), copies=0)
 
