@@ -23,12 +23,12 @@ Modules (chapter in brackets):
     gan_theory -- 1-D analytic GAN results (D*, generator gradients, thm 2.5 of Arjovsky & Bottou), Dirac-GAN [2]
     gan_latent -- latent interpolation paths scored on the real-digit manifold [4]
     vae     -- VAEs: encoders/decoders, ELBO, IWAE bound, beta-VAE, CVAE, KL warm-up, free bits [6-8]
-    vae_nets -- the VAEs' encoders and decoders: MLP, conv, residual, row-GRU (re-exported by vae) [6-8]
+    vae_nets -- the VAEs' encoders and decoders: MLP, conv, residual, row-GRU, PixelCNN (re-exported by vae) [6-8]
     vae_train -- VAE training step and loop, KL warm-up, test metrics in nats (re-exported by vae) [7-8]
     linear_gaussian -- the exact evidence and posterior of the linear-Gaussian model (probabilistic PCA) [6]
     vae_analysis -- beta-objectives against the bound, the no-sampling 'VAE', inference gaps [7-8]
     recipes -- recommended models (GANConfig, VAEConfig) trained in one call, train_mnist_gan [4],
-               train_mnist_vae [7]
+               train_mnist_vae [7] (MNIST_VAE_CONFIG, and MNIST_PIXELVAE_CONFIG for likelihood)
     checks  -- the exercise checks, one module per chapter [all]
     assignments -- student versions of the notebooks (nbgrader), exercises for the tests [all]
     book    -- the book build's executed notebooks, exported from its execution cache [all]

@@ -187,10 +187,23 @@ class VAEConfig:
     batch_size: int = 128
     max_shift: int = 1  # data augmentation: random whole-pixel shifts
     bf16: str | bool = "auto"  # mixed precision: scaling.precision ("auto": bf16 where it is fast)
+    decoder: str = "conv"  # "conv": z -> image in one call; "pixelcnn": also sees the pixels before each one
+    free_bits: float = 0.0  # nats per latent dimension the encoder is not pushed below (VAE.loss)
 
 
 MNIST_VAE_CONFIG = VAEConfig()
-"""The recommended MNIST VAE (measured in ``benchmarks/bench_vae.py``)."""
+"""The recommended MNIST VAE whose decoder maps a code to an image in one call (measured in
+``benchmarks/bench_vae.py``): the one chapters 10-14 attack, restore, edit and diffuse through."""
+
+MNIST_PIXELVAE_CONFIG = VAEConfig(decoder="pixelcnn", free_bits=0.5)
+"""The recommended MNIST VAE for likelihood (chapter 7, ``benchmarks/bench_vae.py``): the same
+encoder and conv decoder, whose features a local masked-convolution stack
+(:class:`course_lib.vae.PixelCNNDecoder`) reads with the pixels above and to the left of each
+pixel, trained with free bits of 0.5 nats per latent dimension against posterior collapse
+(without them the model drops its code, KL 0, for a better bound: the benchmark's ablation).
+Its samples take ``H * W`` sequential decoder steps."""
+
+_DECODERS = ("conv", "pixelcnn")
 
 _ACTS = {"relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU}
 
@@ -205,7 +218,12 @@ def mnist_vae(config: VAEConfig | dict | None = None, shape: tuple[int, int, int
     cfg = vae_config(config)
     if cfg.act not in _ACTS:
         raise ValueError(f"act={cfg.act!r}: choose one of {sorted(_ACTS)}")
-    return V.conv_vae(
+    if cfg.decoder not in _DECODERS:
+        raise ValueError(f"decoder={cfg.decoder!r}: choose one of {list(_DECODERS)}")
+    if not cfg.free_bits >= 0:
+        raise ValueError(f"free_bits must be >= 0 nats, got {cfg.free_bits}")
+    build = V.conv_vae if cfg.decoder == "conv" else V.pixel_vae
+    return build(
         z_dim=cfg.z_dim, channels=tuple(cfg.channels), hidden=cfg.hidden, n_res=cfg.n_res, act=_ACTS[cfg.act],
         shape=tuple(shape),
     )
@@ -243,7 +261,9 @@ def train_mnist_vae(
     on CUDA: :func:`course_lib.scaling.precision`). Trains on the embedded 4,000 MNIST training
     images unless ``images`` ``(N, C, H, W)`` in [0, 1] are given (the same architecture then
     takes their shape: FashionMNIST, or CIFAR-10's (3, 32, 32) with the Bernoulli likelihood
-    read as a cross-entropy on grey levels).
+    read as a cross-entropy on grey levels). ``config=MNIST_PIXELVAE_CONFIG`` trains chapter 7's
+    likelihood recipe instead, a PixelVAE (one-channel images only; its samples take ``H * W``
+    decoder steps).
 
     Budgets are for the whole run. With ``steps`` the schedule follows the step count, so
     two runs (and a run killed and resumed) give the same weights on CPU; ``seconds`` then
@@ -286,7 +306,7 @@ def train_mnist_vae(
     step = V.make_vae_step(
         vae, opt, augment=lambda b: random_shift(b, cfg.max_shift, gen),
         lr_at=lambda t: _cosine_lr(frac(), cfg.lr, cfg.warmup), autocast=prec.dtype,
-        step_index=lambda: run.step, world=world, noise=noise, scaler=scaler,
+        step_index=lambda: run.step, world=world, noise=noise, scaler=scaler, free_bits=cfg.free_bits,
     )
     board = _board(tensorboard, run)
     fixed = torch.Generator().manual_seed(seed)  # the same latents in every sample grid

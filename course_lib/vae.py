@@ -42,8 +42,10 @@ from .vae_nets import (  # noqa: F401 (re-exported: course_lib.vae is the public
     Act,
     ConvDecoder,
     ConvEncoder,
+    MaskedConv2d,
     MLPDecoder,
     MLPEncoder,
+    PixelCNNDecoder,
     ResBlock,
     ResidualLinear,
     RowGRUDecoder,
@@ -220,7 +222,7 @@ class VAE(nn.Module):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         mu, logvar = self.encode(x, y) if q is None else q  # (B, z_dim)
-        chunk = chunk or max(1, min(k, 20_000 // max(1, len(x))))
+        chunk = chunk or max(1, min(k, 1_000 // max(1, len(x))))  # ~1,000 images per decode: past that, memory-bound
         out = []
         for start in range(0, k, chunk):
             n = min(chunk, k - start)
@@ -303,5 +305,16 @@ def conv_vae(z_dim: int = 20, channels: tuple[int, int] = (32, 64), hidden: int 
     return VAE(
         ConvEncoder(shape, z_dim, channels, hidden, n_res, n_classes, act),
         ConvDecoder(shape, z_dim, channels, hidden, n_res, n_classes, act),
+        n_classes=n_classes,
+    )
+
+
+def pixel_vae(z_dim: int = 20, channels: tuple[int, int] = (32, 64), hidden: int = 256, n_res: int = 0,
+              shape: Shape = (1, 28, 28), n_classes: int = 0, act: Act = nn.ReLU, width: int = 16,
+              layers: int = 2) -> VAE:
+    """:func:`conv_vae` with a :class:`PixelCNNDecoder`: a PixelVAE in miniature (Gulrajani et al., 2017; chapter 7)."""
+    return VAE(
+        ConvEncoder(shape, z_dim, channels, hidden, n_res, n_classes, act),
+        PixelCNNDecoder(shape, z_dim, channels, hidden, n_res, n_classes, act, width, layers),
         n_classes=n_classes,
     )

@@ -254,3 +254,96 @@ class RowGRUDecoder(nn.Module):
             logits.append(self.out(out))  # (B, 1, W)
             row = torch.sigmoid(logits[-1])
         return torch.cat(logits, dim=1).view(len(z), 1, h, w)
+
+
+class MaskedConv2d(nn.Conv2d):
+    r"""A convolution that sees only the pixels before its centre in raster order (van den Oord et al., 2016).
+
+    ``mask="A"`` (the first layer) hides the centre pixel too, so output ``(i, j)`` depends
+    only on input pixels above row ``i`` and left of ``(i, j)``; ``mask="B"`` (the layers
+    after it) lets the centre through, which keeps that property through a stack.
+    The kernel is odd, padded to keep the size.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, mask: str):
+        if mask not in ("A", "B") or kernel % 2 == 0:
+            raise ValueError(f"mask must be 'A' or 'B' and the kernel odd, got {mask!r}, {kernel}")
+        super().__init__(in_ch, out_ch, kernel, padding=kernel // 2)
+        m = torch.ones(kernel, kernel)
+        m[kernel // 2, kernel // 2 + (mask == "B"):] = 0  # the centre row, from the centre (A) or after it (B)
+        m[kernel // 2 + 1:] = 0  # every row below
+        self.register_buffer("mask", m[None, None], persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight * self.mask, self.bias)
+
+
+class PixelCNNDecoder(nn.Module):
+    r"""A :class:`ConvDecoder` whose logits also see the neighbouring pixels above and to the left (chapter 7).
+
+    .. math:: p(x \mid z) = \prod_{i} p(x_i \mid x_{<i}, z)
+
+    in raster order, as in PixelVAE (Gulrajani et al., 2017): the conv decoder turns ``z`` into
+    ``feat`` feature maps ``g(z)`` of the image's size; a masked 5x5 convolution of type A and
+    ``layers`` masked 3x3 convolutions of type B (:class:`MaskedConv2d`) read the image, each
+    layer adding a 1x1 projection of ``g(z)``. The receptive field is local (``2 + layers`` rows
+    up), so the global shape of the digit must still come from ``z``, while the exact grey
+    level of an edge pixel is predicted from its neighbours, which a decoder from ``z`` alone
+    cannot place. Train with free bits (:meth:`course_lib.vae.VAE.loss`) against posterior
+    collapse. ``forward(z, c, x)`` returns logits ``(B, 1, H, W)`` (teacher forcing: pixel ``i``
+    sees ``x_{<i}``); ``forward(z, c)`` generates pixel by pixel, feeding back each pixel's mean
+    :math:`\sigma(\text{logit})` (``H * W`` sequential steps, each on the window of pixels it sees).
+    """
+
+    autoregressive = True
+
+    def __init__(
+        self,
+        out_shape: Shape = (1, 28, 28),
+        z_dim: int = 20,
+        channels: tuple[int, int] = (32, 64),
+        hidden: int = 256,
+        n_res: int = 0,
+        cond_dim: int = 0,
+        act: Act = nn.ReLU,
+        width: int = 16,
+        layers: int = 2,
+        feat: int = 16,
+    ):
+        super().__init__()
+        c, h, w = out_shape
+        if c != 1:
+            raise ValueError(f"PixelCNNDecoder models one-channel images, got out_shape={tuple(out_shape)}")
+        self.out_shape, self.z_dim, self.cond_dim = tuple(out_shape), z_dim, cond_dim
+        self.base = ConvDecoder((feat, h, w), z_dim, channels, hidden, n_res, cond_dim, act)
+        self.first = MaskedConv2d(1, width, 5, "A")
+        self.blocks = nn.ModuleList(MaskedConv2d(width, width, 3, "B") for _ in range(layers))
+        self.cond = nn.Conv2d(feat, width * (layers + 1), 1)  # g(z)'s share in every layer
+        self.out = nn.Conv2d(width + feat, 1, 1)
+        self.act = act()
+        self.reach = 2 + layers  # rows above a pixel that its logit depends on
+
+    def _logits(self, g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        cond = self.cond(g).chunk(len(self.blocks) + 1, dim=1)  # each (B, width, h, W)
+        h = self.act(self.first(x) + cond[0])
+        for block, cz in zip(self.blocks, cond[1:]):
+            h = h + self.act(block(h) + cz)  # residual: each block refines the one before
+        return self.out(torch.cat([h, g], dim=1))  # (B, 1, h, W)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, x: torch.Tensor | None = None) -> torch.Tensor:
+        g = self.base(z, c)  # (B, feat, H, W)
+        if x is not None:
+            _check_images(x, self.out_shape, "PixelCNNDecoder")
+            return self._logits(g, x.to(g.dtype))
+        _, h, w = self.out_shape
+        img = torch.zeros(len(z), 1, h, w, dtype=g.dtype, device=g.device)
+        logits = torch.zeros_like(img)
+        r = self.reach  # pixel (i, j) depends on rows i - r .. i and columns j - r .. j + r only
+        for i in range(h):
+            for j in range(w):
+                rows, cols = slice(max(0, i - r), i + 1), slice(max(0, j - r), j + r + 1)
+                out = self._logits(g[:, :, rows, cols], img[:, :, rows, cols])  # (B, 1, <= r+1, <= 2r+1)
+                logit = out[:, :, -1, j - cols.start]  # (B, 1)
+                logits[:, :, i, j] = logit
+                img[:, :, i, j] = torch.sigmoid(logit)
+        return logits

@@ -77,3 +77,23 @@ def test_cosine_schedule():
     assert abs(recipes._cosine_lr(0.1, peak, 0.1) - peak) < 1e-9
     assert abs(recipes._cosine_lr(0.55, peak, 0.1) - 0.5 * peak) < 1e-12
     assert abs(recipes._cosine_lr(1.0, peak, 0.1)) < 1e-12
+
+
+def test_the_pixelcnn_config_builds_and_trains_a_pixel_vae_with_free_bits(monkeypatch):
+    assert recipes.MNIST_PIXELVAE_CONFIG.decoder == "pixelcnn" and recipes.MNIST_PIXELVAE_CONFIG.free_bits > 0
+    assert isinstance(recipes.mnist_vae().decoder, V.ConvDecoder)
+    assert isinstance(recipes.mnist_vae(recipes.MNIST_PIXELVAE_CONFIG).decoder, V.PixelCNNDecoder)
+    seen = []
+    loss = V.VAE.loss
+
+    def spy(self, x, y=None, beta=1.0, free_bits=0.0, eps=None):
+        seen.append(free_bits)
+        return loss(self, x, y, beta, free_bits, eps)
+
+    monkeypatch.setattr(V.VAE, "loss", spy)
+    vae = recipes.train_mnist_vae(images=torch.rand(128, 1, 12, 12), steps=2,
+                                  config={**CFG, "decoder": "pixelcnn", "free_bits": 0.25})
+    assert isinstance(vae.decoder, V.PixelCNNDecoder) and seen == [0.25, 0.25]
+    for bad in [{"decoder": "pixel"}, {"free_bits": -1.0}]:
+        with pytest.raises(ValueError):
+            recipes.mnist_vae(bad)

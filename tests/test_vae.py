@@ -361,3 +361,61 @@ def test_bf16_step_runs_and_keeps_float32_weights(g):
     assert all(math.isfinite(v) for v in logs.values())
     assert all(p.dtype == torch.float32 for p in vae.parameters())
     assert isinstance(bf16_is_fast("cpu"), bool) and bf16_is_fast("meta") is False
+
+
+def test_masked_convolutions_hide_the_centre_and_what_follows_it():
+    a, b = V.MaskedConv2d(1, 1, 5, "A").mask[0, 0], V.MaskedConv2d(1, 1, 3, "B").mask[0, 0]
+    assert a.tolist() == [[1] * 5, [1] * 5, [1, 1, 0, 0, 0], [0] * 5, [0] * 5]
+    assert b.tolist() == [[1, 1, 1], [1, 1, 0], [0, 0, 0]]
+    for bad in [("C", 3), ("A", 4)]:
+        with pytest.raises(ValueError):
+            V.MaskedConv2d(1, 1, bad[1], bad[0])
+
+
+def _leaks(dec, z, shape) -> int:
+    """How many logits of ``dec`` depend on their own pixel or a later one (raster order)."""
+    x = torch.rand(1, *shape, requires_grad=True)
+    out = dec(z[:1], x=x)[0, 0].flatten()
+    n = out.numel()
+    leaks = 0
+    for i in range(n):
+        (grad,) = torch.autograd.grad(out[i], x, retain_graph=True)
+        leaks += int((grad[0, 0].flatten()[i:] != 0).any())
+    return leaks
+
+
+def test_pixelcnn_decoder_sees_only_the_pixels_before_each_one(g):
+    torch.manual_seed(0)
+    shape = (1, 7, 6)
+    dec = V.PixelCNNDecoder(shape, z_dim=3, channels=(4, 8), hidden=16, width=8, layers=2, feat=4)
+    z = torch.randn(2, 3, generator=g)
+    assert _leaks(dec, z, shape) == 0
+    dec.first.mask[0, 0, 2, 2] = 1  # a type-B first layer lets each pixel see itself
+    assert _leaks(dec, z, shape) == shape[1] * shape[2]
+    with pytest.raises(ValueError, match="one-channel"):
+        V.PixelCNNDecoder((3, 8, 8))
+
+
+def test_pixelcnn_generation_is_the_teacher_forced_model_on_its_own_output(g):
+    """Generation works on a window of pixels around each one; the logits must be those of the
+    whole image fed through the network at once (an under-sized window would change them)."""
+    torch.manual_seed(0)
+    dec = V.PixelCNNDecoder((1, 9, 13), z_dim=3, channels=(4, 8), hidden=16, width=8, layers=1, feat=4)
+    z = torch.randn(3, 3, generator=g)
+    with torch.no_grad():
+        gen = dec(z)  # (3, 1, 9, 13) logits, each pixel's mean fed back
+        assert torch.allclose(dec(z, x=torch.sigmoid(gen)), gen, atol=1e-5)
+        dec.reach -= 1  # a window one pixel too small
+        bad = dec(z)
+        assert not torch.allclose(dec(z, x=torch.sigmoid(bad)), bad, atol=1e-3)
+
+
+def test_pixel_vae_trains_with_teacher_forcing_and_samples_images(g):
+    vae = V.pixel_vae(z_dim=4, channels=(4, 8), hidden=16, shape=(1, 8, 8))
+    assert isinstance(vae.decoder, V.PixelCNNDecoder) and vae.decoder.autoregressive
+    x = torch.rand(5, 1, 8, 8, generator=g)
+    loss, terms = vae.loss(x, free_bits=0.5)
+    loss.backward()
+    assert terms.elbo.shape == (5,) and vae.decoder.first.weight.grad.abs().sum() > 0
+    s = vae.sample(4, generator=g)
+    assert s.shape == (4, 1, 8, 8) and 0 <= s.min() and s.max() <= 1

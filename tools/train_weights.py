@@ -111,6 +111,8 @@ ENTRIES: dict[str, Entry] = {
                        lambda m: gan_fid(m, n_classes=10), "classifier-FID, 1000 class-balanced samples vs 1000 test digits", 0.05),
     "ch07_mlp": Entry("ch07_vae_mnist", lambda: {"model": V.mlp_vae(z_dim=20, hidden=(400,))}, neg_elbo, ELBO, 0.01),
     "ch07_recipe": Entry("ch07_vae_mnist", lambda: {"model": recipes.mnist_vae()}, neg_elbo, ELBO, 0.01),
+    "ch07_pixelvae": Entry("ch07_vae_mnist", lambda: {"model": recipes.mnist_vae(recipes.MNIST_PIXELVAE_CONFIG)},
+                           neg_elbo, ELBO, 0.01),
     "ch07_z2": Entry("ch07_vae_mnist", lambda: {"model": V.mlp_vae(z_dim=2, hidden=(512,))}, neg_elbo, ELBO, 0.01),
     "ch07_binarised": Entry("ch07_vae_mnist", lambda: {"model": V.mlp_vae(z_dim=50, hidden=(200, 200), act=nn.Tanh)},
                             lambda m: neg_elbo(m, _binarised_test), "test -ELBO in nats, 1000 binarised test digits", 0.01),
