@@ -15,6 +15,7 @@ row: wall-time budgets mean fewer steps on a busy machine.
     python benchmarks/bench_gan.py --extra lr2e-4 --only-extra   # only that row
     python benchmarks/bench_gan.py --extra no-ema --only-extra   # what the weight average buys
     python benchmarks/bench_gan.py --extra r1 --only-extra       # the R1 penalty without conditioning
+    python benchmarks/bench_gan.py --budgets 120 --extra r1-0.3 r1 r1-3 r1-10 --only-extra   # its weight
     python benchmarks/bench_gan.py --extra fp32 --only-extra     # what bf16 autocast buys (bf16 units)
 """
 
@@ -36,6 +37,8 @@ EXTRA = {
     "fp32": ("recipe in float32 (no bf16 autocast)", replace(recipes.MNIST_GAN_CONFIG, bf16=False)),
     "no-ema": ("recipe without the EMA of G", replace(recipes.MNIST_GAN_CONFIG, ema=0.0)),
     "r1": ("recipe with the R1 penalty, gamma 1", replace(recipes.MNIST_GAN_CONFIG, r1_gamma=1.0)),
+    **{f"r1-{g:g}": (f"recipe with the R1 penalty, gamma {g:g}", replace(recipes.MNIST_GAN_CONFIG, r1_gamma=g))
+       for g in (0.3, 3.0, 10.0)},
     "lr2e-4": ("classic MLP, lr 2e-4, batch 64", replace(recipes.CLASSIC_MLP_GAN_CONFIG, lr_g=2e-4, lr_d=2e-4, batch_size=64)),
 }
 
