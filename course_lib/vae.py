@@ -50,6 +50,7 @@ from .vae_nets import (  # noqa: F401 (re-exported: course_lib.vae is the public
     ResidualLinear,
     RowGRUDecoder,
     Shape,
+    causal_mask,
     mlp_body,
 )
 from .vae_train import (  # noqa: F401 (re-exported)
@@ -269,7 +270,11 @@ class VAE(nn.Module):
         self, z: torch.Tensor, y: torch.Tensor | int | None = None, mean: bool = True,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """The mean of p(x | z) (``sigmoid(logits)`` for Bernoulli), or a draw from it."""
+        """The mean of p(x | z) (``sigmoid(logits)`` for Bernoulli), or a draw from it.
+
+        An autoregressive decoder generates its logits with each pixel's mean fed back as the
+        next pixels' context, so ``mean=False`` then draws every pixel given those means, not
+        one joint sample of p(x | z)."""
         out = self.decode(z, y)
         if self.likelihood == "gaussian":
             if mean:

@@ -256,23 +256,36 @@ class RowGRUDecoder(nn.Module):
         return torch.cat(logits, dim=1).view(len(z), 1, h, w)
 
 
+def causal_mask(kernel: int, mask: str) -> torch.Tensor:
+    r"""The ``(kernel, kernel)`` 0/1 mask of a PixelCNN convolution (van den Oord et al., 2016; chapter 7).
+
+    Raster order reads rows top to bottom, each left to right. The mask keeps every row above
+    the centre and, in the centre row, the pixels left of the centre; ``mask="B"`` also keeps
+    the centre itself, ``mask="A"`` (the first layer, which must not see the pixel it predicts)
+    does not. Rows below the centre are zero.
+    """
+    if mask not in ("A", "B") or kernel < 1 or kernel % 2 == 0:
+        raise ValueError(f"mask must be 'A' or 'B' and the kernel odd, got {mask!r}, {kernel}")
+    m = torch.ones(kernel, kernel)
+    c = kernel // 2
+    m[c, c + (mask == "B"):] = 0  # the centre row, from the centre (A) or after it (B)
+    m[c + 1:] = 0  # every row below
+    return m
+
+
 class MaskedConv2d(nn.Conv2d):
     r"""A convolution that sees only the pixels before its centre in raster order (van den Oord et al., 2016).
 
     ``mask="A"`` (the first layer) hides the centre pixel too, so output ``(i, j)`` depends
     only on input pixels above row ``i`` and left of ``(i, j)``; ``mask="B"`` (the layers
     after it) lets the centre through, which keeps that property through a stack.
-    The kernel is odd, padded to keep the size.
+    The kernel is odd, padded to keep the size; the mask is :func:`causal_mask`.
     """
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, mask: str):
-        if mask not in ("A", "B") or kernel % 2 == 0:
-            raise ValueError(f"mask must be 'A' or 'B' and the kernel odd, got {mask!r}, {kernel}")
+        m = causal_mask(kernel, mask)  # checks its arguments before the layer is built
         super().__init__(in_ch, out_ch, kernel, padding=kernel // 2)
-        m = torch.ones(kernel, kernel)
-        m[kernel // 2, kernel // 2 + (mask == "B"):] = 0  # the centre row, from the centre (A) or after it (B)
-        m[kernel // 2 + 1:] = 0  # every row below
-        self.register_buffer("mask", m[None, None], persistent=False)
+        self.register_buffer("mask", m[None, None], persistent=False)  # (1, 1, k, k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.weight * self.mask, self.bias)

@@ -777,6 +777,41 @@ from course_lib.checks.ch07 import check_iwae_estimate
 check_iwae_estimate(iwae_estimate)
 
 # %% [markdown]
+# ### Exercise 3: the PixelCNN mask
+#
+# Section 8's decoder multiplies each convolution's weights by a 0/1 mask so that a pixel's
+# logit never sees that pixel or any pixel after it in raster order (rows top to bottom, each
+# left to right). Write `pixelcnn_mask(kernel, mask_type)`: the `(kernel, kernel)` mask that keeps
+# every row above the centre and, in the centre row, the pixels left of the centre; type `"B"`
+# also keeps the centre, type `"A"` (the first layer, which reads the image itself) does not.
+# The check names the classic mistakes: A and B swapped, the rows below or the pixels right of
+# the centre left in, the mask built along columns.
+
+# %% nbgrader={"grade": false, "grade_id": "ch07-ex3", "locked": false, "schema_version": 3, "solution": true, "task": false}
+import torch
+
+
+def pixelcnn_mask(kernel: int, mask_type: str) -> torch.Tensor:
+    """(kernel, kernel) 0/1 mask of a masked convolution of type "A" or "B"."""
+    ### BEGIN SOLUTION
+    c = kernel // 2
+    mask = torch.zeros(kernel, kernel)
+    mask[:c] = 1  # every row above the centre
+    mask[c, :c] = 1  # the centre row, left of the centre
+    if mask_type == "B":
+        mask[c, c] = (
+            1  # the centre: after the first layer it holds features of earlier pixels
+        )
+    return mask
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ch07-ex3-check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_lib.checks.ch07 import check_causal_mask
+
+check_causal_mask(pixelcnn_mask)
+
+# %% [markdown]
 # ## Summary
 #
 # * The classic MLP VAE and the recommended conv VAE, trained on 4,000 digits, in nats;

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.checks import CheckFailed
-from course_lib.checks.ch07 import check_iwae_estimate, check_negative_elbo
+from course_lib.checks.ch07 import check_causal_mask, check_iwae_estimate, check_negative_elbo
 
 
 def _kl(mu, lv):
@@ -71,3 +71,44 @@ def test_iwae_check(capsys):
     for message, fn in wrong.items():
         with pytest.raises(CheckFailed, match=message):
             check_iwae_estimate(fn)
+
+
+def pixelcnn_mask(kernel, mask_type):
+    m = torch.zeros(kernel, kernel)
+    c = kernel // 2
+    m[:c] = 1
+    m[c, :c] = 1
+    if mask_type == "B":
+        m[c, c] = 1
+    return m
+
+
+def test_causal_mask_check(capsys):
+    check_causal_mask(pixelcnn_mask)
+    assert "Correct" in capsys.readouterr().out
+    check_causal_mask(lambda k, t: pixelcnn_mask(k, t).bool())  # a boolean mask is a mask too
+
+    def with_centre_row(k, t, keep_right=False, keep_left=True):
+        m = pixelcnn_mask(k, t)
+        c = k // 2
+        if keep_right:
+            m[c, c + 1:] = 1
+        if not keep_left:
+            m[c, :c] = 0
+        return m
+
+    wrong = {
+        "swapped": lambda k, t: pixelcnn_mask(k, "B" if t == "A" else "A"),
+        "hides the centre pixel": lambda k, t: pixelcnn_mask(k, "B"),  # no type A at all
+        "lets the centre through": lambda k, t: pixelcnn_mask(k, "A"),  # no type B at all
+        "rows below": lambda k, t: torch.cat([pixelcnn_mask(k, t)[: k // 2 + 1], torch.ones(k // 2, k)]),
+        "right of the centre": lambda k, t: with_centre_row(k, t, keep_right=True),
+        "left of the centre": lambda k, t: with_centre_row(k, t, keep_left=False),
+        "masked columns": lambda k, t: pixelcnn_mask(k, t).T,
+        "0s and 1s": lambda k, t: 0.5 * pixelcnn_mask(k, t),
+        "mask, got": lambda k, t: pixelcnn_mask(k, t)[None, None],
+        "not implemented": stub,
+    }
+    for message, fn in wrong.items():
+        with pytest.raises(CheckFailed, match=message):
+            check_causal_mask(fn)

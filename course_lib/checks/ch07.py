@@ -1,4 +1,4 @@
-"""Checks for the exercises of chapter 7 (VAEs on MNIST): the ELBO loss and the IWAE estimate."""
+"""Checks for the exercises of chapter 7 (VAEs on MNIST): the ELBO loss, the IWAE estimate, the PixelCNN mask."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..distributions import gaussian_kl, log_bernoulli, log_mean_exp
+from ..vae_nets import causal_mask
 from . import call_answer, passed, reproduces, require
 
 
@@ -98,3 +99,39 @@ def check_iwae_estimate(iwae_estimate: Callable) -> None:
     require(torch.allclose(out, ref, atol=1e-3), "the estimate differs from log mean exp over the k samples.")
     require(bool((out >= lw.mean(0) - 1e-3).all()), "the IWAE estimate must be >= the mean log-weight (Jensen).")
     passed("log-mean-exp over k importance weights, computed stably.")
+
+
+@reproduces(causal_mask)
+def check_causal_mask(pixelcnn_mask: Callable) -> None:
+    r"""``pixelcnn_mask(kernel, mask_type)`` must return the ``(kernel, kernel)`` 0/1 mask of a
+    PixelCNN convolution: rows above the centre, the centre row left of the centre, and the centre
+    itself for type ``"B"`` only (:func:`course_lib.vae.causal_mask`)."""
+    for kernel in (3, 5, 7):
+        for kind in ("A", "B"):
+            out = call_answer(pixelcnn_mask, kernel, kind)
+            require(isinstance(out, torch.Tensor), f"return a tensor, got {type(out).__name__}.")
+            require(out.shape == (kernel, kernel),
+                    f"a {kernel}x{kernel} kernel needs a ({kernel}, {kernel}) mask, got {tuple(out.shape)}.")
+            out = out.float()
+            require(bool(((out == 0) | (out == 1)).all()), "the mask holds 0s and 1s only.")
+            ref = causal_mask(kernel, kind)
+            c = kernel // 2
+            other = causal_mask(kernel, "B" if kind == "A" else "A")
+            require(not torch.equal(out, ref.T),
+                    "you masked columns, not rows: raster order reads each row left to right, top to bottom.")
+            require(not torch.equal(out, other),
+                    "types A and B are swapped: type A (the first layer) hides the centre pixel, the one "
+                    "it predicts; type B (the layers after it) lets the centre through." if kind == "A" else
+                    "type B lets the centre through: after the first layer, the centre holds features of "
+                    "the pixels before it, not the pixel itself.")
+            require(not bool(out[c + 1:].any()),
+                    "the rows below the centre come later in raster order: zero them, or each pixel "
+                    "is predicted from pixels not yet generated.")
+            require(not bool(out[c, c + 1:].any()),
+                    "the pixels right of the centre in its row come after it: zero them.")
+            require(bool(out[:c].all()), "keep every row above the centre: those pixels come before it.")
+            require(bool(out[c, :c].all()),
+                    "keep the pixels left of the centre in its row: they come before it, and are the "
+                    "nearest neighbours the decoder can see.")
+            require(torch.equal(out, ref), f"the type-{kind} mask for kernel {kernel} differs from the reference.")
+    passed("the PixelCNN masks of types A and B for kernels 3, 5 and 7.")
