@@ -525,7 +525,7 @@ if (
 # ## 8. A decoder that sees its neighbours: the likelihood recipe
 #
 # Every decoder so far makes the pixels independent given the code,
-# $p(x \mid z) = \prod_i p(x_i \mid z)$. A stroke is two or three pixels wide, and the grey
+# $p(x \mid z) = \prod_i p(x_i \mid z)$. A stroke is a few pixels wide, and the grey
 # level of an edge pixel depends on where exactly the pen passed, to a fraction of a pixel. A
 # code of 32 numbers cannot carry that for every edge, so the decoder predicts a compromise and
 # the reconstruction term pays for it at every edge pixel. An *autoregressive* decoder
@@ -601,8 +601,8 @@ if not FAST:
 
 # %% [markdown]
 # The first line above compares the two recipes on all 1,000 test digits; the table adds the
-# IWAE estimate on the subsets of its last column. In full mode the PixelVAE's bound is more than 10 nats better
-# than the conv recipe's, by both measures (asserted), with a smaller KL: part of what the
+# IWAE estimate on the subsets of its last column. In full mode the PixelVAE's bound is more
+# than 10 nats better than the conv recipe's, by both measures (asserted), with a smaller KL: part of what the
 # conv recipe's code had to carry, where exactly each edge falls, the decoder now reads off the
 # neighbours. The code is still used: decoding each digit with the *next* digit's code costs
 # many nats more (printed, asserted), where a collapsed decoder would not care which code it
@@ -615,7 +615,7 @@ if not FAST:
 # (chapter 8 measures the same trade with a decoder that sees whole rows;
 # {cite}`chen2017vlae` analyse it).
 #
-# Sampling shows the cost. Top: samples of the conv recipe, one decoder call. Bottom: the
+# Sampling shows the cost. Left: samples of the conv recipe, one decoder call. Right: the
 # PixelVAE's, one pixel at a time, each pixel's mean fed back as the next pixel's neighbour
 # (the time is printed).
 
