@@ -61,8 +61,9 @@ MNIST_CGAN_CONFIG = GANConfig(r1_gamma=1.0)
 """The recommended class-conditional MNIST GAN (chapter 4): the recipe plus the R1 penalty
 (Mescheder et al., 2018) on the discriminator. Without it the conditional model's FID
 oscillated over a full-length run and classes turned into one another; with it the FID fell
-steadily (``benchmarks/bench_cgan.py`` prints both runs). Unconditionally R1 slowed the first
-minute of training down (``benchmarks/bench_gan.py --extra r1``), so the unconditional recipe leaves it off."""
+steadily (``benchmarks/bench_cgan.py`` prints both runs). The unconditional recipe leaves it off:
+there R1 slowed the first minute of training down (``benchmarks/bench_gan.py --extra r1``), while
+over two minutes gamma = 3 scored better (``--extra r1-3``; the README's R1 table)."""
 
 CLASSIC_MLP_GAN_CONFIG = GANConfig(arch="mlp", lr_g=2e-3, lr_d=2e-3, batch_size=32, ema=0.0, bf16=False)
 """The classic MLP GAN, trained correctly with chapter 3's settings: the benchmark's baseline."""
