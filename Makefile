@@ -26,6 +26,15 @@ MATHJAX := book/_mathjax/mathjax/tex-mml-chtml.js
 STUDENT_OUT ?= _build/student
 NBGRADER_OUT ?= _build/nbgrader
 TEST_CHECKPOINTS := $(abspath _build/test-checkpoints)
+# `make test` runs the unit tests and the notebooks in JOBS processes (pytest-xdist), each with
+# THREADS torch threads, so that the cores stay busy through the many small steps, process
+# start-ups and kernel round trips that one process leaves idle. Chapter 13 measures threads and
+# processes, so it runs alone, with torch's default threads. JOBS=1 runs everything in one process.
+NPROC := $(shell nproc 2>/dev/null || echo 1)
+JOBS ?= $(if $(filter 1,$(NPROC)),1,2)
+THREADS := $(shell n=$$(( $(NPROC) / $(JOBS) )); echo $$(( n > 0 ? n : 1 )))
+XDIST = $(if $(filter 1,$(JOBS)),,-n $(JOBS))
+NB_ALONE := $(filter %ch13_scaling.ipynb,$(NOTEBOOKS))
 
 .PHONY: help venv course book notebooks student assignments test lint unit nbval browser chromium sync clean
 
@@ -109,12 +118,14 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 unit: $(STAMP)
-	$(PY) -m pytest -q --durations=12 -m "not browser" tests
+	OMP_NUM_THREADS=$(THREADS) $(PY) -m pytest -q --durations=12 $(XDIST) -m "not browser" tests
 
 nbval: $(STAMP)
 	@test -n "$(NOTEBOOKS)" || { echo "no notebooks/*.ipynb found: nothing for nbval to run"; exit 1; }
 	rm -rf $(TEST_CHECKPOINTS)
-	$(PY) -m pytest -q --durations=12 --nbval-lax $(NOTEBOOKS)
+	OMP_NUM_THREADS=$(THREADS) $(PY) -m pytest -q --durations=12 $(XDIST) --dist loadscope \
+		--nbval-lax $(filter-out $(NB_ALONE),$(NOTEBOOKS))
+	$(if $(NB_ALONE),$(PY) -m pytest -q --durations=12 --nbval-lax $(NB_ALONE))
 
 # Debian's Chromium for the browser test; installed with apt-get when missing (CI runs as root).
 chromium:
