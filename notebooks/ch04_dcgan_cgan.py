@@ -23,11 +23,12 @@
 # {cite}`mirza2014cgan` also feeds the class label to both networks, so we can ask for a
 # particular digit.
 #
-# This chapter trains the course's recommended recipe (`course_lib.recipes`), watches it
-# learn, walks through its latent space, conditions it on the digit, and measures the
-# classifier-FID of chapter 9 against held-out test digits.
+# This chapter trains a DCGAN, watches it learn, walks through its latent space, conditions it
+# on the digit, and measures the classifier-FID of chapter 9 against held-out test digits. Then
+# it conditions the same networks on clusters of the digits, found without labels: the
+# course's recommended recipe (`course_lib.recipes`).
 #
-# **Three modes.** In the default mode the DCGAN and the conditional GAN are not trained here:
+# **Three modes.** In the default mode the three GANs are not trained here:
 # the course ships their weights, trained once in full mode by this notebook itself
 # (`python tools/train_weights.py` runs it and keeps what every named run, `shipped="..."`,
 # trained; the manifest beside the weights records the command, the settings and the FID), and
@@ -47,6 +48,7 @@ from course_lib import (
     data,
     features,
     gan,
+    gan_clusters,
     gan_latent,
     metrics,
     recipes,
@@ -79,7 +81,8 @@ def fid_of(G: gan.Generator) -> float:
 # | ConvTranspose $4{\times}4$ stride 2, BatchNorm, ReLU | $c \times 14 \times 14$ | Conv $4{\times}4$ stride 2, LeakyReLU | $2c \times 7 \times 7$ |
 # | ConvTranspose $4{\times}4$ stride 2, tanh → $[0, 1]$ | $1 \times 28 \times 28$ | Linear | a logit |
 #
-# The recipe (`recipes.MNIST_GAN_CONFIG`) uses $c = 24$ channels, Adam with learning rate
+# Chapter 4's DCGAN (`recipes.DCGAN_CONFIG`: the networks and settings that every MNIST GAN of
+# the course shares) uses $c = 24$ channels, Adam with learning rate
 # $5 \times 10^{-4}$ and $\beta_1 = 0.5$, batches of 64, the non-saturating loss and the
 # alternating step of chapter 3. It samples from an **exponential moving average** of the
 # generator's weights, $\bar\theta \leftarrow \beta_t\,\bar\theta + (1 - \beta_t)\,\theta$ after every step,
@@ -89,12 +92,12 @@ def fid_of(G: gan.Generator) -> float:
 # time budget. On CPUs with bfloat16 units (AVX512-BF16 or AMX, chapter 13) the recipe runs its
 # forward passes in bfloat16 autocast (`bf16="auto"`), which buys more steps in the same time;
 # `benchmarks/bench_gan.py --extra fp32` prints both at equal wall time.
-# `recipes.train_mnist_gan(seconds)` trains the recipe in one call; here we build the same
-# trainer to watch it.
+# `recipes.train_mnist_gan(seconds, config=recipes.DCGAN_CONFIG)` trains it in one call; here
+# we build its trainer to watch it.
 
 # %%
-print(recipes.MNIST_GAN_CONFIG)
-trainer = recipes.mnist_gan_trainer(seed=0, shipped="ch04_dcgan")
+print(recipes.DCGAN_CONFIG)
+trainer = recipes.mnist_gan_trainer(recipes.DCGAN_CONFIG, seed=0, shipped="ch04_dcgan")
 G, D = trainer.G, trainer.D
 print(
     f"generator {sum(p.numel() for p in G.parameters()):,} parameters, "
@@ -139,7 +142,7 @@ axes[0].legend()
 axes[1].plot(train.smooth(h["d_real"], 20), label=r"$D(x)$")
 axes[1].plot(train.smooth(h["d_fake"], 20), label=r"$D(G(z))$")
 axes[1].legend()
-axes[1].set_xlabel("step");
+axes[1].set_xlabel("step")
 # %% [markdown]
 # **FID against held-out digits.** We assert that training cut the FID of the untrained
 # generator by a large factor. The thresholds differ by mode: in fast mode (200 steps, a few
@@ -147,8 +150,8 @@ axes[1].set_xlabel("step");
 # of the 4,000 training digits, 1,000 samples against the 1,000 test digits) the bar is ten
 # times lower. The cell below prints the FID this run reached. For scale, real training digits
 # against the test digits, at the same sample size, give the floor no generator can beat by
-# much. `benchmarks/bench_gan.py` measures the recipe at 60-300 s budgets against the classic
-# MLP GAN.
+# much. `benchmarks/bench_gan.py` measures the DCGAN and the recipe of section 5 at 60-300 s
+# budgets against the classic MLP GAN.
 
 # %%
 fid_real = metrics.fid(features.extract(classifier, mnist.data[:n_fid]), test_features)
@@ -165,7 +168,7 @@ assert fid_real < fid_dcgan < fid_max
 # counting steps.
 
 # %%
-resumed = recipes.mnist_gan_trainer(seed=0).load(ckpt)
+resumed = recipes.mnist_gan_trainer(recipes.DCGAN_CONFIG, seed=0).load(ckpt)
 z = torch.randn(8, G.latent_dim)
 assert torch.equal(resumed.generator.sample(8, z=z), trainer.generator.sample(8, z=z))
 resumed.train(mnist.data, batch_size=64, steps=5, desc="resume")
@@ -231,7 +234,7 @@ assert (step_dist.max(1).values < 0.6 * end_dist).all()
 real_all = features.extract(
     classifier, test
 )  # (1000, 128): all test digits, in both modes
-untrained = recipes.mnist_gan_trainer(seed=1).generator
+untrained = recipes.mnist_gan_trainer(recipes.DCGAN_CONFIG, seed=1).generator
 prec_untrained = gan_latent.path_precision(untrained, classifier, slerp_paths, real_all)
 prec_slerp = gan_latent.path_precision(
     trainer.generator, classifier, slerp_paths, real_all
@@ -269,12 +272,10 @@ assert prec_slerp > utils.fast_or_full(0.05, 0.2) and prec_untrained < 0.02
 # Mescheder et al. show that the unregularised game can circle around its equilibrium
 # instead of converging to it, and that this penalty makes it converge locally (chapter 2's
 # Dirac-GAN shows both). With $\gamma = 1$ the FID fell steadily, to the level of real digits, in
-# the benchmark's full-length run. Without conditioning, R1 slowed the first minute of training
-# down, and over two minutes a larger weight, $\gamma = 3$, came out ahead
-# (`benchmarks/bench_gan.py --budgets 60 120 --extra r1 r1-3 --only-extra --with-recipe` prints
-# the comparison; the README holds the measured table). The conditional recipe,
-# `recipes.MNIST_CGAN_CONFIG`, uses it, and it is the default whenever `n_classes > 0`; the
-# unconditional recipe of this chapter does not.
+# the benchmark's full-length run. The conditional recipe, `recipes.MNIST_CGAN_CONFIG`, uses it,
+# and it is the default whenever `n_classes > 0`; the DCGAN of sections 1-3 does not (on it, R1
+# alone gains less than conditioning does: `benchmarks/bench_gan.py --extra dcgan-r1-3` and the
+# README's table).
 
 # %%
 ctrainer = recipes.mnist_gan_trainer(n_classes=10, seed=0, shipped="ch04_cgan")
@@ -289,7 +290,7 @@ cG = ctrainer.generator
 grid = cG.sample(
     100, labels=torch.arange(10).repeat_interleave(10)
 )  # row r: ten samples of digit r
-viz.show_images(grid, nrow=10, title="conditional samples: row = digit 0..9");
+viz.show_images(grid, nrow=10, title="conditional samples: row = digit 0..9")
 # %% [markdown]
 # Does the generator draw the digit we ask for? The course's classifier reads the samples: the
 # fraction it labels as the requested class measures how well the conditioning works (10 % is
@@ -314,7 +315,79 @@ assert fid_cgan < utils.fast_or_full(0.5, 0.05) * fid_init
 # %%
 zs = torch.randn(8, 100, generator=torch.Generator().manual_seed(3))
 style = cG.sample(80, labels=torch.arange(10).repeat_interleave(8), z=zs.repeat(10, 1))
-viz.show_images(style, nrow=8, title="columns share z, rows share the label");
+viz.show_images(style, nrow=8, title="columns share z, rows share the label")
+# %% [markdown]
+# ## 5. Without labels: conditioning on clusters (the recipe)
+#
+# Compare the conditional GAN's FID with the DCGAN's above: the same networks, trained the same
+# way, are far closer to real digits once they are told which digit to draw. Without a discrete
+# input, the generator must cut one continuous latent space into ten separate digits, and the
+# codes between two digits give images that are neither; with one, each class gets its own
+# piece of the generator.
+#
+# The labels are not what helps; a discrete variable that follows the data's groups is. So
+# find the groups without labels: k-means on the training digits (blurred by a $3 	imes 3$ box
+# filter, so a stroke shifted by a pixel stays close to itself) into $K = 50$ clusters, train the
+# conditional GAN on the cluster indices, and sample a cluster with its share $\pi_k$ of the
+# training digits before drawing an image of it:
+#
+# $$ p(x) = \sum_{k=1}^{K} \pi_k \, p_G(x \mid k). $$
+#
+# That is still an unconditional model of the digits: no label is read. Clustered GANs
+# {cite}`sage2018logo` cluster features once, as here; self-conditioned GANs
+# {cite}`liu2020selfconditioned` re-cluster the discriminator's features during training. More
+# clusters than digits split each digit by style (slant, thickness, an open or closed four), so a
+# cluster holds mostly one digit; the conditional GAN needs the R1 penalty, here with
+# $\gamma = 0.3$. This is the course's recipe, `recipes.MNIST_GAN_CONFIG`, trained by
+# `recipes.train_mnist_gan(seconds)` (`gan_clusters.cluster_labels`,
+# `gan_clusters.ClusterConditioned`); `benchmarks/bench_gan.py` measures each choice. The labels
+# are read below only to measure how well the clusters follow the digits.
+
+# %%
+K = recipes.MNIST_GAN_CONFIG.clusters
+clusters = gan_clusters.cluster_labels(mnist.data, K, seed=0)  # (4000,) ints in [0, K)
+counts = torch.bincount(clusters, minlength=K)
+majority = [
+    torch.bincount(mnist.targets[clusters == k], minlength=10).max() for k in range(K)
+]
+purity = float(sum(majority)) / len(clusters)
+print(
+    f"{K} clusters of {int(counts.min())}-{int(counts.max())} digits; "
+    f"{purity:.1%} of the digits are their cluster's most common digit"
+)
+assert purity > 0.7  # ten digits in random groups of 80 would give about 20 %
+picked = torch.arange(0, K, K // 8)[:8]
+rows = [mnist.data[clusters == k][:10] for k in picked]
+viz.show_images(torch.cat(rows), nrow=10, title="eight clusters, ten digits each")
+# %%
+RECIPE_SECONDS = 120.0
+recipe = recipes.train_mnist_gan(
+    **utils.fast_or_full(dict(steps=100), dict(seconds=RECIPE_SECONDS)),
+    seed=0,
+    shipped="ch04_recipe",
+    desc="GAN recipe",
+)
+fid_recipe = fid_of(recipe)
+h = recipe.history
+print(
+    f"classifier-FID of {n_fid} samples: DCGAN {fid_dcgan:.1f} ({steps} steps); "
+    f"conditional GAN, labels {fid_cgan:.1f}; recipe, clusters {fid_recipe:.1f} "
+    f"({len(h['step'])} steps in {h['time'][-1]:.0f} s); real digits {fid_real:.1f}"
+)
+drawn = recipe.sample(1000, generator=torch.Generator().manual_seed(4))
+read = features.probabilities(classifier, drawn).argmax(1)  # (1000,) digits as read
+share = torch.bincount(read, minlength=10).float() / len(read)
+print("share of each digit in 1,000 samples, as the classifier reads them:")
+print(" ".join(f"{d}: {s:.1%}" for d, s in enumerate(share.tolist())))
+if (
+    not utils.fast_mode()
+):  # 100 steps draw blurry digits: the code path, not the quality
+    assert fid_recipe < fid_dcgan / 2
+viz.show_images(
+    recipe.sample(100, generator=torch.Generator().manual_seed(5)),
+    nrow=10,
+    title="the recipe: a cluster drawn with its share, then an image",
+)
 # %% [markdown]
 # ## Exercise
 #
@@ -349,10 +422,11 @@ check_slerp(slerp)
 # | what | where | checked here |
 # |---|---|---|
 # | DCGAN generator / discriminator for 28×28 | `gan.DCGenerator`, `gan.DCDiscriminator` | shapes; FID falls below half the untrained value |
-# | recommended recipe | `recipes.MNIST_GAN_CONFIG`, `recipes.train_mnist_gan` | `benchmarks/bench_gan.py` against the classic MLP |
+# | chapter 4's DCGAN | `recipes.DCGAN_CONFIG`, `recipes.mnist_gan_trainer` | `benchmarks/bench_gan.py` against the classic MLP |
 # | checkpoint and resume | `GANTrainer.save`, `.load` | identical samples, step count continues |
 # | slerp | `gan.interpolate_latents`, `gan_latent.path_precision` | no jumps between frames; the frames lie on the real-digit manifold |
 # | conditional GAN | `n_classes=10` on both networks | the classifier reads the requested digit |
+# | recommended recipe: the DCGAN conditioned on k-means clusters, R1 | `recipes.MNIST_GAN_CONFIG`, `recipes.train_mnist_gan`, `gan_clusters` | clusters follow the digits; FID below half the DCGAN's (full mode); `benchmarks/bench_gan.py` |
 #
 # Chapter 5 (mode collapse) counts the modes a GAN drops, on 2-D data where the modes are
 # known, and measures the losses and regularisers meant to fix it.

@@ -588,7 +588,7 @@ results["thickness edit: class kept, FID (latent / pixel)"] = {
 # found by regression on 2,000 samples, thickens the inverted digit.
 
 # %%
-trainer = recipes.mnist_gan_trainer(seed=0, shipped="ch04_dcgan")
+trainer = recipes.mnist_gan_trainer(recipes.DCGAN_CONFIG, seed=0, shipped="ch04_dcgan")
 trainer.run.resume()
 trainer.fit(train.data, batch_size=64, steps=utils.fast_or_full(20, 6000), desc="DCGAN")
 G = trainer.generator.eval()

@@ -97,7 +97,7 @@ def _pytorch_fid(a: np.ndarray, b: np.ndarray) -> float:
 def test_gan_benchmark_fid_path_matches_an_independent_computation():
     clf = features.load_mnist_classifier()
     torch.manual_seed(0)
-    G = recipes.mnist_gan_models()[0].eval()
+    G = recipes.mnist_gan_models(recipes.DCGAN_CONFIG)[0].eval()
     test = load_mnist("test").data[:400]
     ref = features.extract(clf, test)
     got = metrics.generator_fid(G, ref, clf, n=400, seed=5)

@@ -42,7 +42,7 @@ def test_paths_have_the_shape_and_ends_of_the_codes():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_untrained_generators_fail_chapter_4s_bar(seed):
     clf = features.load_mnist_classifier()
-    G = recipes.mnist_gan_trainer(seed=seed).generator
+    G = recipes.mnist_gan_trainer(recipes.DCGAN_CONFIG, seed=seed).generator
     assert gan_latent.path_precision(G, clf, _paths(), _real_features(clf)) < FAST_BAR / 2
 
 

@@ -7,6 +7,7 @@ import torch
 
 from course_lib import gan, recipes
 from course_lib.data import load_mnist
+from course_lib.gan_clusters import ClusterConditioned, cluster_labels
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +19,13 @@ def small():
 def test_recipe_trains_and_returns_an_eval_generator(small):
     images, _ = small
     G = recipes.train_mnist_gan(60, images=images, steps=3)
-    assert isinstance(G, gan.DCGenerator) and not G.training
+    assert isinstance(G, ClusterConditioned) and not G.training
+    assert isinstance(G.generator, gan.DCGenerator) and G.generator.n_classes == G.clusters == 50
     assert len(G.history["step"]) == 3 and G.snapshots
     x = G.sample(5)
     assert x.shape == (5, 1, 28, 28) and 0 <= x.min() and x.max() <= 1
+    plain = recipes.train_mnist_gan(60, images=images, steps=2, config=recipes.DCGAN_CONFIG)
+    assert isinstance(plain, gan.DCGenerator) and plain.n_classes == 0
     assert recipes.MNIST_GAN_CONFIG.ema > 0  # the returned generator is the weight average
     mlp = recipes.train_mnist_gan(60, images=images, steps=2, config=recipes.CLASSIC_MLP_GAN_CONFIG)
     assert isinstance(mlp, gan.MLPGenerator) and len(mlp.history["step"]) == 2
@@ -81,11 +85,14 @@ def test_conditional_recipe(small):
 
 
 def test_conditional_recipe_adds_r1_and_config_overrides_it():
-    """Chapter 4: the conditional recipe is the unconditional one plus R1 (gamma = 1)."""
-    assert recipes.mnist_gan_trainer(seed=0).config["r1_gamma"] == 0.0
+    """Chapter 4: the conditional recipe is chapter 4's DCGAN plus R1 (gamma = 1); the
+    unconditional recipe is the DCGAN conditioned on clusters, with R1 (gamma = 0.3)."""
+    assert recipes.mnist_gan_trainer(recipes.DCGAN_CONFIG, seed=0).config["r1_gamma"] == 0.0
+    assert recipes.mnist_gan_trainer(seed=0).config["r1_gamma"] == 0.3
     assert recipes.mnist_gan_trainer(n_classes=10, seed=0).config["r1_gamma"] == 1.0
     assert recipes.mnist_gan_trainer({"r1_gamma": 0.0}, n_classes=10, seed=0).config["r1_gamma"] == 0.0
-    assert recipes.MNIST_CGAN_CONFIG == dataclasses.replace(recipes.MNIST_GAN_CONFIG, r1_gamma=1.0)
+    assert recipes.MNIST_CGAN_CONFIG == dataclasses.replace(recipes.DCGAN_CONFIG, r1_gamma=1.0)
+    assert recipes.MNIST_GAN_CONFIG == dataclasses.replace(recipes.DCGAN_CONFIG, clusters=50, r1_gamma=0.3)
 
 
 def test_a_budget_too_short_for_one_more_step_ends_the_run(small, tmp_path):
@@ -104,3 +111,52 @@ def test_a_budget_too_short_for_one_more_step_ends_the_run(small, tmp_path):
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
     assert len(G.history["step"]) == 1 and G2.sample(2).shape == (2, 1, 28, 28)
+
+
+def test_cluster_labels_group_the_digits_and_are_repeatable():
+    """Chapter 4: k-means on the blurred digits finds groups of one digit far more often than
+    chance; a broken clustering (random or constant labels) fails the purity bound."""
+    train = load_mnist("train")
+    x, y = train.data[:1000], train.targets[:1000]
+    labels = cluster_labels(x, 50, seed=0)
+    assert labels.shape == (1000,) and labels.dtype == torch.long and 0 <= labels.min() and labels.max() < 50
+    assert torch.equal(labels, cluster_labels(x, 50, seed=0))
+
+    def purity(lab):  # the share of digits that belong to their cluster's most common class
+        return sum(int(torch.bincount(y[lab == k], minlength=10).max()) for k in lab.unique()) / len(lab)
+
+    assert purity(labels) > 0.7
+    random = torch.randint(50, (1000,), generator=torch.Generator().manual_seed(0))
+    assert purity(random) < 0.4 and purity(torch.zeros(1000, dtype=torch.long)) < 0.2
+    with pytest.raises(ValueError, match="between 1 and"):
+        cluster_labels(x[:10], 50)
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        cluster_labels(x[:, 0], 5)
+
+
+def test_cluster_conditioned_sampler_draws_clusters_with_their_shares():
+    """p(x) = sum_k pi_k p_G(x | k): the clusters come with their shares of the training set,
+    not uniformly (what a conditional GAN's ``sample`` does by default)."""
+    G = recipes.mnist_gan_models(recipes.DCGAN_CONFIG, n_classes=4)[0]
+    sampler = ClusterConditioned(G, torch.tensor([70.0, 20.0, 10.0, 0.0]))
+    k = sampler.draw_clusters(20_000, torch.Generator().manual_seed(0))
+    share = torch.bincount(k, minlength=4).float() / len(k)
+    assert torch.allclose(share, torch.tensor([0.7, 0.2, 0.1, 0.0]), atol=0.01)
+    x = sampler.sample(6, generator=torch.Generator().manual_seed(1))
+    again = sampler.sample(6, generator=torch.Generator().manual_seed(1))
+    assert x.shape == (6, 1, 28, 28) and torch.equal(x, again)
+    # given clusters are used as they are
+    z = torch.randn(3, G.latent_dim)
+    assert torch.equal(sampler.sample(3, torch.tensor([2, 2, 2]), z=z), G.sample(3, torch.tensor([2, 2, 2]), z=z))
+    with pytest.raises(ValueError, match="counts must be 4"):
+        ClusterConditioned(G, torch.ones(3))
+
+
+def test_clusters_and_labels_do_not_mix(small):
+    images, labels = small
+    with pytest.raises(ValueError, match="not both"):
+        recipes.mnist_gan_models({"clusters": 10}, n_classes=10)
+    with pytest.raises(ValueError, match="makes its own clusters"):
+        recipes.train_mnist_gan(images=images, labels=labels, steps=1)
+    with pytest.raises(ValueError, match="clusters=-1"):
+        recipes.mnist_gan_models({"clusters": -1})
