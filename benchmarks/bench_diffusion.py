@@ -13,7 +13,9 @@ printed beside it. The models:
   on chapter 7's VAE (10 Heun steps, 20 network calls);
 * ``pixel flow`` and ``pixel DDPM``: :func:`course_lib.diffusion_train.train_diffusion` on the
   pixels with the 16-32-32 U-Net (flow: 10 Heun steps; DDPM: 20 DDIM steps; 20 calls each);
-* ``GAN recipe``: :func:`course_lib.recipes.train_mnist_gan` (chapter 4);
+* ``GAN recipe``: :func:`course_lib.recipes.train_mnist_gan` (chapter 4: the DCGAN
+  conditioned on k-means clusters of the digits);
+* ``DCGAN (ch. 4)``: the same function with ``config=recipes.DCGAN_CONFIG``, no clusters;
 * ``VAE recipe``: :func:`course_lib.recipes.train_mnist_vae` (chapter 7), prior samples.
 
 Target: at 300 s the diffusion recipe's FID is below the GAN recipe's, and its 1,000 samples
@@ -42,6 +44,8 @@ MODELS = {
     "pixel DDPM": lambda s, seed: DT.train_diffusion(load_mnist("train").data, s, seed, desc="pixel DDPM",
                                                      config={"kind": "ddpm", "sample_steps": 20}),
     "GAN recipe": lambda s, seed: recipes.train_mnist_gan(s, seed, desc="GAN recipe"),
+    "DCGAN (ch. 4)": lambda s, seed: recipes.train_mnist_gan(s, seed, config=recipes.DCGAN_CONFIG,
+                                                             desc="DCGAN"),
     "VAE recipe": lambda s, seed: recipes.train_mnist_vae(s, seed, desc="VAE recipe"),
 }
 
@@ -90,6 +94,8 @@ def main() -> None:
         old = json.loads(args.save.read_text()) if args.save.exists() else {"rows": []}
         keep = [r for r in old["rows"] if (r["budget"], r["model"], r["seed"]) not in
                 {(r["budget"], r["model"], r["seed"]) for r in rows}]
+        if keep and old.get("command") and old["command"] != command:  # rows of both runs are kept
+            command = f"{old['command']} && {command}"
         args.save.write_text(json.dumps({"command": command, "floor": floor, "rows": keep + rows}, indent=1) + "\n")
         print(f"saved {args.save}")
 
