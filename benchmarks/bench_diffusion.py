@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -60,7 +61,7 @@ def main() -> None:
 
     clf = features.load_mnist_classifier()
     test = features.extract(clf, load_mnist("test").data)
-    command = " ".join(["python", *sys.argv])
+    command = shlex.join(["python", *sys.argv])
     print(f"# {command}")
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
           f"{platform.processor() or platform.machine()}")

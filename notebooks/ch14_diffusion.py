@@ -701,8 +701,20 @@ for r in sorted(bench["rows"], key=lambda r: (r["budget"], r["fid"])):
         f"{r['sample_seconds']:10.1f}"
     )
 at300 = {r["model"]: r for r in bench["rows"] if r["budget"] == 300}
-assert at300["diffusion recipe"]["fid"] < at300["GAN recipe"]["fid"]
+fid300 = {name: r["fid"] for name, r in at300.items()}
+# the unconditional models: the diffusion recipe is ahead of chapter 4's DCGAN and the VAE
+assert fid300["diffusion recipe"] < min(fid300["DCGAN (ch. 4)"], fid300["VAE recipe"])
+# ...and behind the GAN recipe, which conditions the same DCGAN on clusters of the digits
+assert fid300["GAN recipe"] < fid300["diffusion recipe"]
 assert at300["diffusion recipe"]["sample_seconds"] <= 30
+
+# %% [markdown]
+# The diffusion recipe beats the models that face the data's ten separated digits with a
+# continuous code alone: chapter 4's DCGAN, the VAE's prior samples and the pixel-space models.
+# It is behind the course's GAN recipe, the same DCGAN told which of 50 k-means clusters of the
+# digits to draw (chapter 4, section 5). The flow here has no such discrete input; it sees
+# cluster-like structure only through the VAE's codes. A flow conditioned on the same clusters,
+# as section 14.9 conditions it on labels, is the comparison this table does not hold.
 
 # %% [markdown]
 # ## Exercises
