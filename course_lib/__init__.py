@@ -22,12 +22,14 @@ Modules (chapter in brackets):
     gan_bugs -- the classic broken GAN training steps, kept to show how they fail [3]
     gan_theory -- 1-D analytic GAN results (D*, generator gradients, thm 2.5 of Arjovsky & Bottou), Dirac-GAN [2]
     gan_latent -- latent interpolation paths scored on the real-digit manifold [4]
+    gan_clusters -- a GAN conditioned on k-means clusters, sampled with their shares (the GAN recipe) [4]
     vae     -- VAEs: encoders/decoders, ELBO, IWAE bound, beta-VAE, CVAE, KL warm-up, free bits [6-8]
     vae_nets -- the VAEs' encoders and decoders: MLP, conv, residual, row-GRU, PixelCNN (re-exported by vae) [6-8]
     vae_train -- VAE training step and loop, KL warm-up, test metrics in nats (re-exported by vae) [7-8]
     linear_gaussian -- the exact evidence and posterior of the linear-Gaussian model (probabilistic PCA) [6]
     vae_analysis -- beta-objectives against the bound, the no-sampling 'VAE', inference gaps [7-8]
-    recipes -- recommended models (GANConfig, VAEConfig) trained in one call, train_mnist_gan [4],
+    recipes -- recommended models (GANConfig, VAEConfig) trained in one call, train_mnist_gan [4]
+               (MNIST_GAN_CONFIG: clusters; DCGAN_CONFIG: chapter 4's plain DCGAN),
                train_mnist_vae [7] (MNIST_VAE_CONFIG, and MNIST_PIXELVAE_CONFIG for likelihood)
     checks  -- the exercise checks, one module per chapter [all]
     assignments -- student versions of the notebooks (nbgrader), exercises for the tests [all]

@@ -702,9 +702,9 @@ for r in sorted(bench["rows"], key=lambda r: (r["budget"], r["fid"])):
     )
 at300 = {r["model"]: r for r in bench["rows"] if r["budget"] == 300}
 fid300 = {name: r["fid"] for name, r in at300.items()}
-# the unconditional models: the diffusion recipe is ahead of chapter 4's DCGAN and the VAE
+# without clusters or labels: the diffusion recipe is ahead of the DCGAN and the VAE
 assert fid300["diffusion recipe"] < min(fid300["DCGAN (ch. 4)"], fid300["VAE recipe"])
-# ...and behind the GAN recipe, which conditions the same DCGAN on clusters of the digits
+# ...and behind the GAN recipe: the same DCGAN, conditioned on clusters of the digits
 assert fid300["GAN recipe"] < fid300["diffusion recipe"]
 assert at300["diffusion recipe"]["sample_seconds"] <= 30
 
