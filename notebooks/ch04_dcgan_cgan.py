@@ -320,7 +320,8 @@ viz.show_images(style, nrow=8, title="columns share z, rows share the label")
 # ## 5. Without labels: conditioning on clusters (the recipe)
 #
 # Compare the conditional GAN's FID with the DCGAN's above: the same networks, trained the same
-# way, are far closer to real digits once they are told which digit to draw. Without a discrete
+# way apart from the R1 penalty, are far closer to real digits once they are told which digit to
+# draw (R1 alone gains much less on the DCGAN: the README's table). Without a discrete
 # input, the generator must cut one continuous latent space into ten separate digits, and the
 # codes between two digits give images that are neither; with one, each class gets its own
 # piece of the generator.
@@ -336,8 +337,8 @@ viz.show_images(style, nrow=8, title="columns share z, rows share the label")
 # That is still an unconditional model of the digits: no label is read. Clustered GANs
 # {cite}`sage2018logo` cluster features once, as here; self-conditioned GANs
 # {cite}`liu2020selfconditioned` re-cluster the discriminator's features during training. More
-# clusters than digits split each digit by style (slant, thickness, an open or closed four), so a
-# cluster holds mostly one digit; the conditional GAN needs the R1 penalty, here with
+# clusters than digits leave room for a digit's styles to fall into clusters of their own, so a
+# cluster holds mostly one digit (the share is printed below); the conditional GAN needs the R1 penalty, here with
 # $\gamma = 0.3$. This is the course's recipe, `recipes.MNIST_GAN_CONFIG`, trained by
 # `recipes.train_mnist_gan(seconds)` (`gan_clusters.cluster_labels`,
 # `gan_clusters.ClusterConditioned`); `benchmarks/bench_gan.py` measures each choice. The labels
