@@ -39,6 +39,19 @@ def cluster_labels(images: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(km.labels_).long()
 
 
+def purity(clusters: torch.Tensor, labels: torch.Tensor) -> float:
+    """The share of items whose label is their cluster's most common label (chapter 4): 1 when
+    every cluster holds one class; about the largest class's share for random clusters of a few
+    items each. ``clusters``, ``labels``: (N,) non-negative ints."""
+    if clusters.shape != labels.shape or clusters.ndim != 1 or len(clusters) == 0:
+        raise ValueError(f"clusters and labels must be two (N,) tensors of one length N > 0, got shapes "
+                         f"{tuple(clusters.shape)} and {tuple(labels.shape)}")
+    n_labels = int(labels.max()) + 1
+    majority = sum(int(torch.bincount(labels[clusters == k], minlength=n_labels).max())
+                   for k in clusters.unique())
+    return majority / len(clusters)
+
+
 class ClusterConditioned(nn.Module):
     r"""An unconditional sampler made of a generator conditioned on ``k`` clusters and the
     clusters' sizes (chapter 4): :meth:`sample` draws a cluster :math:`k \sim \pi` (its share of

@@ -348,10 +348,7 @@ viz.show_images(style, nrow=8, title="columns share z, rows share the label")
 K = recipes.MNIST_GAN_CONFIG.clusters
 clusters = gan_clusters.cluster_labels(mnist.data, K, seed=0)  # (4000,) ints in [0, K)
 counts = torch.bincount(clusters, minlength=K)
-majority = [
-    torch.bincount(mnist.targets[clusters == k], minlength=10).max() for k in range(K)
-]
-purity = float(sum(majority)) / len(clusters)
+purity = gan_clusters.purity(clusters, mnist.targets)
 print(
     f"{K} clusters of {int(counts.min())}-{int(counts.max())} digits; "
     f"{purity:.1%} of the digits are their cluster's most common digit"

@@ -7,7 +7,7 @@ import torch
 
 from course_lib import gan, recipes
 from course_lib.data import load_mnist
-from course_lib.gan_clusters import ClusterConditioned, cluster_labels
+from course_lib.gan_clusters import ClusterConditioned, cluster_labels, purity
 
 
 @pytest.fixture(scope="module")
@@ -121,17 +121,24 @@ def test_cluster_labels_group_the_digits_and_are_repeatable():
     labels = cluster_labels(x, 50, seed=0)
     assert labels.shape == (1000,) and labels.dtype == torch.long and 0 <= labels.min() and labels.max() < 50
     assert torch.equal(labels, cluster_labels(x, 50, seed=0))
-
-    def purity(lab):  # the share of digits that belong to their cluster's most common class
-        return sum(int(torch.bincount(y[lab == k], minlength=10).max()) for k in lab.unique()) / len(lab)
-
-    assert purity(labels) > 0.7
+    assert purity(labels, y) > 0.7
     random = torch.randint(50, (1000,), generator=torch.Generator().manual_seed(0))
-    assert purity(random) < 0.4 and purity(torch.zeros(1000, dtype=torch.long)) < 0.2
+    assert purity(random, y) < 0.4 and purity(torch.zeros(1000, dtype=torch.long), y) < 0.2
     with pytest.raises(ValueError, match="between 1 and"):
         cluster_labels(x[:10], 50)
     with pytest.raises(ValueError, match="N, C, H, W"):
         cluster_labels(x[:, 0], 5)
+
+
+def test_purity_counts_the_majority_label_of_each_cluster():
+    """Chapter 4's cluster purity, checked by hand on a small case and on the two extremes."""
+    clusters = torch.tensor([0, 0, 0, 1, 1, 2])
+    labels = torch.tensor([3, 3, 5, 1, 2, 7])  # majorities: 2 of 3, 1 of 2, 1 of 1
+    assert purity(clusters, labels) == pytest.approx(4 / 6)
+    assert purity(labels, labels) == 1.0  # one class per cluster
+    assert purity(torch.zeros(6, dtype=torch.long), torch.tensor([0, 0, 0, 1, 1, 2])) == 0.5
+    with pytest.raises(ValueError, match="one length"):
+        purity(clusters, labels[:5])
 
 
 def test_cluster_conditioned_sampler_draws_clusters_with_their_shares():
