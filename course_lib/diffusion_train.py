@@ -21,8 +21,9 @@ from torch import nn
 from . import diffusion as D
 from .blocks import TimeUNet, timestep_embedding
 from .config import make_config
+from .optim import EMA, cosine_lr, optimizer_step
 from .scaling import precision
-from .train import EMA, Run, cosine_lr, optimizer_step, validate_budget
+from .train import Run, validate_budget
 
 BENCHMARK = Path(__file__).parent / "assets" / "bench" / "diffusion.json"  # bench_diffusion.py --save
 

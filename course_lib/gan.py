@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .train import optimizer_step
+from .optim import optimizer_step
 
 MNIST_SHAPE = (1, 28, 28)
 LABEL_DIM = 10  # size of the generator's learned label code

@@ -25,8 +25,8 @@ from collections.abc import Callable
 import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
-from .data import TOY_DEFAULTS, toy_centres
 from .distributions import LOG_2PI, Dim, log_normal_diag
+from .toy_data import TOY_DEFAULTS, toy_centres
 
 __all__ = [
     "gaussian_mixture",

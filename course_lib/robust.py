@@ -35,7 +35,8 @@ from torch import nn
 
 from . import attacks
 from .config import make_config
-from .train import Run, optimizer_step, validate_budget
+from .optim import optimizer_step
+from .train import Run, validate_budget
 from .utils import bf16_is_fast, seed_everything
 
 METHODS = ("natural", "pgd", "fgsm_rs", "trades")

@@ -46,9 +46,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import gan_stabilise as S
-from .data import toy_mixture
 from .gan import d_loss, g_loss_nonsaturating, r1_penalty
-from .train import EMA, Run, optimizer_step, validate_budget
+from .optim import EMA, optimizer_step
+from .toy_data import toy_mixture
+from .train import Run, validate_budget
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ from .blocks import UNet
 from .config import make_config
 from .data import digits_as_mnist, load_digits, load_mnist, to_mnist_frame
 from .gan import d_loss, g_loss_nonsaturating
-from .train import Run, cosine_lr, optimizer_step, validate_budget
+from .optim import cosine_lr, optimizer_step
+from .train import Run, validate_budget
 from .utils import bf16_is_fast, seed_everything
 
 METHODS = ("paired", "pix2pix", "cyclegan", "semi")

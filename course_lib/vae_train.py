@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from .distributions import gaussian_kl
+from .optim import optimizer_step
 from .scaling import SINGLE, World, any_rank, data_parallel, global_randn, global_transform
-from .train import History, Run, optimizer_step
+from .train import History, Run
 from .validate import check_images
 
 if TYPE_CHECKING:  # only for type hints: vae.py imports this module
@@ -64,7 +65,7 @@ def make_vae_step(
     ``step_index()`` gives the run's step count for the schedules (e.g. ``lambda: run.step``
     of a :class:`course_lib.train.Run`, so a resumed run continues its schedules); without it
     the step counts its own calls. A non-finite loss or gradient raises before the optimiser
-    steps (:func:`course_lib.train.optimizer_step`).
+    steps (:func:`course_lib.optim.optimizer_step`).
 
     Chapter 13: ``noise`` is a generator for the reparameterisation noise (the run's, so its
     state is checkpointed); with a ``world`` of several processes the batch is this process's

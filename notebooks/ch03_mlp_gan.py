@@ -357,7 +357,7 @@ assert fake_logits.max() > 16.6
 # %% [markdown]
 # So the probability form (`gan_bugs.step_log_sigmoid`) returns `inf` on the next step, and
 # that step has already written its `nan` gradient into D: it calls `opt.step()` itself,
-# without the check of `train.optimizer_step` that refuses a non-finite loss *before* the
+# without the check of `optim.optimizer_step` that refuses a non-finite loss *before* the
 # update. The training loop sees the `inf` only afterwards; it raises, and rolls the weights
 # and the Adam states back to the last checkpoint (here, the start of the call), so what is
 # left is usable but every step since that checkpoint is lost. The softplus form, at the same
