@@ -14,7 +14,7 @@ printed beside it. The models:
 * ``pixel flow`` and ``pixel DDPM``: :func:`course_lib.diffusion_train.train_diffusion` on the
   pixels with the 16-32-32 U-Net (flow: 10 Heun steps; DDPM: 20 DDIM steps; 20 calls each);
 * ``GAN recipe``: :func:`course_lib.recipes.train_mnist_gan` (chapter 4: the DCGAN
-  conditioned on k-means clusters of the digits);
+  conditioned on spectral clusters of the digits);
 * ``DCGAN (ch. 4)``: the same function with ``config=recipes.DCGAN_CONFIG``, no clusters;
 * ``VAE recipe``: :func:`course_lib.recipes.train_mnist_vae` (chapter 7), prior samples.
 
@@ -95,8 +95,10 @@ def main() -> None:
         old = json.loads(args.save.read_text()) if args.save.exists() else {"rows": []}
         keep = [r for r in old["rows"] if (r["budget"], r["model"], r["seed"]) not in
                 {(r["budget"], r["model"], r["seed"]) for r in rows}]
-        if keep and old.get("command") and old["command"] != command:  # rows of both runs are kept
+        if keep and old.get("command") and command not in old["command"].split(" && "):  # rows of both kept
             command = f"{old['command']} && {command}"
+        elif keep and old.get("command"):
+            command = old["command"]  # a rerun of one of its commands: the file's command is unchanged
         args.save.write_text(json.dumps({"command": command, "floor": floor, "rows": keep + rows}, indent=1) + "\n")
         print(f"saved {args.save}")
 

@@ -22,7 +22,7 @@ Modules (chapter in brackets):
     gan_bugs -- the classic broken GAN training steps, kept to show how they fail [3]
     gan_theory -- 1-D analytic GAN results (D*, generator gradients, thm 2.5 of Arjovsky & Bottou), Dirac-GAN [2]
     gan_latent -- latent interpolation paths scored on the real-digit manifold [4]
-    gan_clusters -- a GAN conditioned on k-means clusters, sampled with their shares (the GAN recipe) [4]
+    gan_clusters -- a GAN conditioned on spectral clusters of its data, sampled with their shares (the GAN recipe) [4]
     gan_recipe -- the MNIST GAN recipes' configs and train_mnist_gan (re-exported by recipes) [3-4]
     vae     -- VAEs: encoders/decoders, ELBO, IWAE bound, beta-VAE, CVAE, KL warm-up, free bits [6-8]
     vae_nets -- the VAEs' encoders and decoders: MLP, conv, residual, row-GRU, PixelCNN (re-exported by vae) [6-8]

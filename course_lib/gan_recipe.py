@@ -34,21 +34,23 @@ class GANConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     batch_size: int = 64
     r1_gamma: float = 0.0
+    r1_every: int = 1  # lazy R1: the penalty on every k-th step, k times as strong (GANTrainer)
     real_label: float = 1.0
     ema: float = 0.99  # sample from an exponential moving average of G's weights
     bf16: str | bool = "auto"  # mixed precision: scaling.precision ("auto": bf16 where it is fast)
-    clusters: int = 0  # > 0: condition an unconditional GAN on k-means clusters (gan_clusters)
+    clusters: int = 0  # > 0: condition an unconditional GAN on clusters of the digits (gan_clusters)
+    clustering: str = "spectral"  # how: gan_clusters.cluster_labels(method=)
 
 
 DCGAN_CONFIG = GANConfig()
 """Chapter 4's unconditional DCGAN: the networks and optimiser settings every MNIST GAN recipe
 shares, without labels or clusters (the shipped ``ch04_dcgan``)."""
 
-MNIST_GAN_CONFIG = GANConfig(clusters=50, r1_gamma=0.3)
+MNIST_GAN_CONFIG = GANConfig(clusters=50, r1_gamma=0.3, r1_every=4)
 """The recommended MNIST GAN (chapter 4, measured in ``benchmarks/bench_gan.py``): the DCGAN
-conditioned on 50 k-means clusters of the training digits (:mod:`course_lib.gan_clusters`),
+conditioned on 50 spectral clusters of the training digits (:mod:`course_lib.gan_clusters`),
 sampled with the clusters' shares, with the R1 penalty (gamma 0.3) that the conditional GAN
-needs. No labels are used."""
+needs, applied lazily (every few steps, as strong as that many). No labels are used."""
 
 MNIST_CGAN_CONFIG = GANConfig(r1_gamma=1.0)
 """The recommended class-conditional MNIST GAN (chapter 4): the recipe plus the R1 penalty
@@ -117,10 +119,11 @@ def mnist_gan_trainer(
         G, D = G.to(device), D.to(device)
     return GAN.GANTrainer(
         G, D, lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=tuple(cfg.betas), r1_gamma=cfg.r1_gamma,
-        real_label=cfg.real_label, ema=cfg.ema, seed=seed, checkpoint=checkpoint, shipped=shipped,
+        r1_every=cfg.r1_every, real_label=cfg.real_label, ema=cfg.ema, seed=seed, checkpoint=checkpoint,
+        shipped=shipped,
         config={"arch": cfg.arch, "channels": cfg.channels, "latent_dim": cfg.latent_dim,
                 "batch_size": cfg.batch_size, "n_classes": n_classes, "bf16": cfg.bf16,
-                "clusters": cfg.clusters},
+                "clusters": cfg.clusters, "clustering": cfg.clustering, "r1_every": cfg.r1_every},
         # float16 would need a loss scaler per optimiser; bfloat16 needs none, on CPU and CUDA
         autocast=torch.bfloat16 if prec.scaled else prec.dtype,
     )
@@ -148,10 +151,11 @@ def train_mnist_gan(
     step of chapter 3, Adam (lr 5e-4, betas 0.5/0.999), batches of 64,
     samples from an exponential moving average of the generator's weights, and
     bfloat16 autocast where the hardware has bf16 units (more steps in the same time).
-    Unconditional by default: the generator is conditioned on 50 k-means clusters of
-    ``images`` (:func:`course_lib.gan_clusters.cluster_labels`, seeded by ``seed``) and comes
-    back as a :class:`course_lib.gan_clusters.ClusterConditioned`, whose ``sample(n)`` draws
-    the clusters with their shares; ``config=DCGAN_CONFIG`` is chapter 4's plain DCGAN.
+    Unconditional by default: the generator is conditioned on 50 spectral clusters of
+    ``images`` (:func:`course_lib.gan_clusters.cluster_labels`, seeded by ``seed``; kept in the
+    run, so a resumed or shipped run samples with its own) and comes back as a
+    :class:`course_lib.gan_clusters.ClusterConditioned`, whose ``sample(n)`` draws the clusters
+    with their shares; ``config=DCGAN_CONFIG`` is chapter 4's plain DCGAN.
     With ``n_classes > 0`` the defaults are :data:`MNIST_CGAN_CONFIG` (labels, R1, no clusters).
     Pass ``config=CLASSIC_MLP_GAN_CONFIG`` for the classic baseline.
     Trains on the embedded 4,000 MNIST digits unless ``images`` (and, for
@@ -172,16 +176,20 @@ def train_mnist_gan(
         train = load_mnist("train")
         images = train.data
         labels = train.targets if n_classes else None
-    if cfg.clusters:
-        if labels is not None:
-            raise ValueError("labels given to a recipe that makes its own clusters: pass n_classes with them")
-        t0 = time.perf_counter()
-        labels = cluster_labels(images, cfg.clusters, seed)  # (N,)
-        if seconds is not None:  # the clustering is part of the wall-time budget
-            seconds = max(seconds - (time.perf_counter() - t0), 1e-3)
+    if cfg.clusters and labels is not None:
+        raise ValueError("labels given to a recipe that makes its own clusters: pass n_classes with them")
     trainer = mnist_gan_trainer(cfg, n_classes, seed, device, checkpoint, shipped)
     if checkpoint is not None or shipped is not None:
         trainer.run.resume()
+    if cfg.clusters:  # the clusters are part of the run: a resumed or shipped one keeps its own
+        extra = trainer.run.extra
+        if "clusters" not in extra:
+            t0 = time.perf_counter()
+            extra["clusters"] = cluster_labels(images, cfg.clusters, seed, cfg.clustering).short()  # (N,)
+            extra["cluster_seconds"] = time.perf_counter() - t0
+        labels = extra["clusters"].long()
+        if seconds is not None:  # the clustering is part of the wall-time budget
+            seconds = max(seconds - extra["cluster_seconds"], 1e-3)
     trainer.fit(images, labels, batch_size=cfg.batch_size, steps=steps, seconds=seconds,
                 sample_every=sample_every, desc=desc)
     G = trainer.generator.eval()

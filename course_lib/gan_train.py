@@ -15,8 +15,9 @@ from torch import nn
 
 from .config import config_dict
 from .gan import G_LOSSES, Generator, gan_step
+from .optim import EMA
 from .tracking import active
-from .train import EMA, History, Run, validate_budget
+from .train import History, Run, validate_budget
 from .validate import check_images
 
 StepFn = Callable[..., dict[str, float]]
@@ -35,8 +36,11 @@ class GANTrainer:
     ``step_fn`` replaces :func:`course_lib.gan.gan_step` (chapter 3 plugs in the broken
     loops of :mod:`course_lib.gan_bugs` here); it has the same signature.
 
+    ``r1_gamma`` weighs the R1 penalty of :func:`course_lib.gan.gan_step`; ``r1_every = k``
+    applies it lazily, k times as strong on every k-th step (:meth:`r1_gamma_now`).
+
     ``ema > 0`` also keeps an exponential moving average of the generator's weights
-    (:class:`course_lib.train.EMA`: Yazıcı et al., 2019; Karras et al., 2018).
+    (:class:`course_lib.optim.EMA`: Yazıcı et al., 2019; Karras et al., 2018).
     ``benchmarks/bench_gan.py --extra no-ema`` prints the FID of the average,
     ``G_ema``, against that of the last iterate for the chapter 4 recipe;
     :attr:`generator` returns the average, and snapshots are drawn from it.
@@ -53,7 +57,7 @@ class GANTrainer:
     def __init__(
         self, G: Generator, D: nn.Module, *, lr_g: float = 2e-4, lr_d: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.999), g_loss: str = "non_saturating",
-        real_label: float = 1.0, r1_gamma: float = 0.0, n_snapshot: int = 64, seed: int = 0,
+        real_label: float = 1.0, r1_gamma: float = 0.0, r1_every: int = 1, n_snapshot: int = 64, seed: int = 0,
         step_fn: StepFn | None = None, ema: float = 0.0, config: Any = None,
         checkpoint: str | os.PathLike | None = None, save_every: float = 30.0,
         shipped: str | None = None, autocast: torch.dtype | None = None,
@@ -68,9 +72,14 @@ class GANTrainer:
             raise ValueError(f"ema must be in [0, 1), got {ema}")
         self.opt_g = torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(D.parameters(), lr=lr_d, betas=betas)
+        if not isinstance(r1_every, int) or r1_every < 1:
+            raise ValueError(f"r1_every must be a positive int, got {r1_every!r}")
         self.settings = {"g_loss": g_loss, "real_label": real_label, "r1_gamma": r1_gamma}
+        self.r1_every = r1_every
+        # the schedule is part of the penalty: recorded with it, and only where there is one
+        lazy = {"r1_every": r1_every} if r1_gamma else {}
         recorded = {**config_dict(config), "lr_g": lr_g, "lr_d": lr_d, "betas": list(betas),
-                    **self.settings, "ema": ema}
+                    **self.settings, **lazy, "ema": ema}
         self._ema = EMA(G, ema) if ema else None
         self.step_fn = step_fn or gan_step
         self.autocast = autocast
@@ -160,7 +169,16 @@ class GANTrainer:
         y = batch[1] if len(batch) > 1 else None
         with torch.autocast(real.device.type, dtype=self.autocast or torch.bfloat16,
                             enabled=self.autocast is not None):
-            return self.step_fn(self.G, self.D, self.opt_g, self.opt_d, real, y, **self.settings)
+            return self.step_fn(self.G, self.D, self.opt_g, self.opt_d, real, y,
+                                **{**self.settings, "r1_gamma": self.r1_gamma_now()})
+
+    def r1_gamma_now(self) -> float:
+        """The R1 weight of the next step: ``r1_gamma`` on every step, or with lazy regularisation
+        (``r1_every = k > 1``; Karras et al., 2020) ``k * r1_gamma`` on every k-th step and 0 on
+        the others: the same average penalty, and k - 1 of k steps without its double backward."""
+        if self.run.step % self.r1_every:
+            return 0.0
+        return self.settings["r1_gamma"] * self.r1_every
 
     def fit(
         self, images: torch.Tensor, labels: torch.Tensor | None = None, *, batch_size: int = 64,

@@ -220,7 +220,7 @@ assert best == "GAN recipe", "the GAN conditioned on clusters leads the table"
 # *reconstructions* are better still than the GAN's samples: its decoder can draw digits, its
 # prior samples land where no digit's code does (Q5). The list misses a family: at equal
 # training time, flow matching in the VAE's latent space (chapter 14) beats chapter 4's DCGAN
-# and the VAE. The table's best model is a GAN again, the same DCGAN conditioned on k-means
+# and the VAE. The table's best model is a GAN again, the same DCGAN conditioned on spectral
 # clusters of the digits (chapter 4, section 5): how a model is told about the data's groups
 # matters as much as the family. The main techniques today are GANs, VAEs, autoregressive
 # models, and diffusion/flow models, often combined (a VAE's latent space with a diffusion prior).

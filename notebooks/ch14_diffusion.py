@@ -711,7 +711,7 @@ assert at300["diffusion recipe"]["sample_seconds"] <= 30
 # %% [markdown]
 # The diffusion recipe beats the models that face the data's ten separated digits with a
 # continuous code alone: chapter 4's DCGAN, the VAE's prior samples and the pixel-space models.
-# It is behind the course's GAN recipe, the same DCGAN told which of 50 k-means clusters of the
+# It is behind the course's GAN recipe, the same DCGAN told which of 50 spectral clusters of the
 # digits to draw (chapter 4, section 5). The flow here has no such discrete input; it sees
 # cluster-like structure only through the VAE's codes. A flow conditioned on the same clusters,
 # as section 14.9 conditions it on labels, is the comparison this table does not hold.

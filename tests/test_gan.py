@@ -205,6 +205,33 @@ def test_trainer_learns_records_snapshots_and_resumes(tmp_path):
     assert t2.steps_done == 8
 
 
+def test_lazy_r1_is_k_times_as_strong_on_every_kth_step():
+    """Lazy regularisation (chapter 4): with ``r1_every = k`` the step gets ``k * r1_gamma`` on
+    steps 0, k, 2k, ... and 0 otherwise, so the average penalty is the eager one's; the schedule
+    is recorded with the penalty, and only when there is one."""
+    x = _tiny_data()
+    seen = []
+
+    def spy(*args, r1_gamma, **kwargs):
+        seen.append(r1_gamma)
+        return gan.gan_step(*args, r1_gamma=r1_gamma, **kwargs)
+
+    def trainer(**kw):
+        return gan.GANTrainer(gan.MLPGenerator(latent_dim=4, hidden=(8,)), gan.MLPDiscriminator(hidden=(8,)),
+                              step_fn=spy, **kw)
+
+    trainer(r1_gamma=0.5, r1_every=4).fit(x, batch_size=32, steps=9)
+    assert seen == [2.0, 0, 0, 0, 2.0, 0, 0, 0, 2.0]
+    seen.clear()
+    eager = trainer(r1_gamma=0.5)
+    eager.fit(x, batch_size=32, steps=3)
+    assert seen == [0.5] * 3 and eager.config["r1_every"] == 1
+    assert "r1_every" not in trainer().config  # no penalty, no schedule
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match="r1_every must be a positive int"):
+            trainer(r1_gamma=1.0, r1_every=bad)
+
+
 def test_trainer_rejects_bad_input_and_bad_checkpoints(tmp_path):
     G, D = gan.MLPGenerator(latent_dim=4, hidden=(8,)), gan.MLPDiscriminator(hidden=(8,))
     tr = gan.GANTrainer(G, D)

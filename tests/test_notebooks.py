@@ -59,3 +59,12 @@ def test_code_lines_fit_the_book(source):
         for i, line in enumerate(cell.source.splitlines()) if len(line) > MAX_CODE_LINE
     ]
     assert not long, f"{source.name}: {len(long)} code lines over {MAX_CODE_LINE} characters"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_sources_hold_no_control_characters(source):
+    """A tab or other control character in a source is a Python escape gone wrong (``"\\times"``
+    written as ``"\times"`` puts a tab into the LaTeX): the book would render it broken."""
+    bad = [(n, line) for n, line in enumerate(source.read_text().splitlines(), 1)
+           if any(ord(c) < 32 for c in line)]
+    assert not bad, f"{source.name}: control characters on lines {[n for n, _ in bad]}"

@@ -92,7 +92,30 @@ def test_conditional_recipe_adds_r1_and_config_overrides_it():
     assert recipes.mnist_gan_trainer(n_classes=10, seed=0).config["r1_gamma"] == 1.0
     assert recipes.mnist_gan_trainer({"r1_gamma": 0.0}, n_classes=10, seed=0).config["r1_gamma"] == 0.0
     assert recipes.MNIST_CGAN_CONFIG == dataclasses.replace(recipes.DCGAN_CONFIG, r1_gamma=1.0)
-    assert recipes.MNIST_GAN_CONFIG == dataclasses.replace(recipes.DCGAN_CONFIG, clusters=50, r1_gamma=0.3)
+    assert recipes.MNIST_GAN_CONFIG == dataclasses.replace(recipes.DCGAN_CONFIG, clusters=50, r1_gamma=0.3,
+                                                           r1_every=recipes.MNIST_GAN_CONFIG.r1_every)
+    recorded = recipes.mnist_gan_trainer(seed=0).config
+    assert recorded["clustering"] == "spectral" and recorded["r1_every"] == recipes.MNIST_GAN_CONFIG.r1_every > 1
+
+
+def test_the_clusters_are_part_of_the_run(tmp_path, small, monkeypatch):
+    """A checkpoint keeps the clusters it was trained on: resuming uses them (the clustering is
+    not run again, and could not silently change the groups the generator learned)."""
+    from course_lib import gan_recipe
+
+    images, _ = small
+    ck = tmp_path / "gan.pt"
+    recipes.train_mnist_gan(images=images, steps=2, checkpoint=ck)
+    saved = torch.load(ck, weights_only=True)["extra"]["clusters"]
+    assert torch.equal(saved.long(), cluster_labels(images, 50, seed=0))
+
+    def no_clustering(*args, **kwargs):
+        raise AssertionError("a resumed run clustered again")
+
+    monkeypatch.setattr(gan_recipe, "cluster_labels", no_clustering)
+    G = recipes.train_mnist_gan(images=images, steps=4, checkpoint=ck)
+    assert len(G.history["step"]) == 4
+    assert torch.equal(G.weights, torch.bincount(saved.long(), minlength=50) / len(images))
 
 
 def test_a_budget_too_short_for_one_more_step_ends_the_run(small, tmp_path):
@@ -114,20 +137,24 @@ def test_a_budget_too_short_for_one_more_step_ends_the_run(small, tmp_path):
 
 
 def test_cluster_labels_group_the_digits_and_are_repeatable():
-    """Chapter 4: k-means on the blurred digits finds groups of one digit far more often than
-    chance; a broken clustering (random or constant labels) fails the purity bound."""
+    """Chapter 4: clusters of the blurred digits are groups of one digit far more often than
+    chance, spectral clustering more often than k-means; a broken clustering (random or
+    constant labels) fails the purity bound."""
     train = load_mnist("train")
     x, y = train.data[:1000], train.targets[:1000]
     labels = cluster_labels(x, 50, seed=0)
     assert labels.shape == (1000,) and labels.dtype == torch.long and 0 <= labels.min() and labels.max() < 50
     assert torch.equal(labels, cluster_labels(x, 50, seed=0))
-    assert purity(labels, y) > 0.7
+    kmeans = cluster_labels(x, 50, seed=0, method="kmeans")
+    assert purity(labels, y) > purity(kmeans, y) + 0.02 and purity(kmeans, y) > 0.7
     random = torch.randint(50, (1000,), generator=torch.Generator().manual_seed(0))
     assert purity(random, y) < 0.4 and purity(torch.zeros(1000, dtype=torch.long), y) < 0.2
     with pytest.raises(ValueError, match="between 1 and"):
         cluster_labels(x[:10], 50)
     with pytest.raises(ValueError, match="N, C, H, W"):
         cluster_labels(x[:, 0], 5)
+    with pytest.raises(ValueError, match="method='dbscan'"):
+        cluster_labels(x, 5, method="dbscan")
 
 
 def test_purity_counts_the_majority_label_of_each_cluster():

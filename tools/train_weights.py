@@ -95,11 +95,12 @@ def gan_fid(modules: dict[str, nn.Module], n_classes: int = 0) -> float:
 
 def recipe_gan_fid(modules: dict[str, nn.Module]) -> float:
     """The GAN recipe's number: its generator sampled with the shares of the clusters it was
-    trained on (recomputed: k-means is deterministic for a seed)."""
+    trained on (recomputed: the clustering is deterministic for a seed)."""
     from course_lib.gan_clusters import ClusterConditioned, cluster_labels
 
-    k = recipes.MNIST_GAN_CONFIG.clusters
-    counts = torch.bincount(cluster_labels(data.load_mnist("train").data, k, seed=0), minlength=k)
+    cfg = recipes.MNIST_GAN_CONFIG
+    clusters = cluster_labels(data.load_mnist("train").data, cfg.clusters, seed=0, method=cfg.clustering)
+    counts = torch.bincount(clusters, minlength=cfg.clusters)
     return gan_fid({"generator": ClusterConditioned(modules["generator"], counts).eval()})
 
 
