@@ -12,7 +12,7 @@ load average is printed with every row: wall-time budgets mean fewer steps on a 
 
     python benchmarks/bench_gan.py                     # 60, 120, 300 s: about 16 minutes
     python benchmarks/bench_gan.py --budgets 10 20     # a quick look
-    python benchmarks/bench_gan.py --budgets 120 --seeds 0 1 --extra dcgan   # the issue's table
+    python benchmarks/bench_gan.py --budgets 120 --seeds 0 1 --extra dcgan   # the README's table
     python benchmarks/bench_gan.py --extra dcgan dcgan-r1-3 --only-extra --with-recipe   # what the clusters buy
     python benchmarks/bench_gan.py --extra kmeans k10 k100 --only-extra   # how and how many clusters
     python benchmarks/bench_gan.py --extra no-r1 r1-1 r1-eager --only-extra  # R1's weight and schedule
