@@ -344,9 +344,9 @@ viz.show_images(style, nrow=8, title="columns share z, rows share the label")
 # {cite}`liu2020selfconditioned` re-cluster the discriminator's features during training. More
 # clusters than digits leave room for a digit's styles to fall into clusters of their own, so
 # a cluster holds mostly one digit. The conditional GAN needs the R1 penalty, here with
-# $\gamma = 0.3$, applied *lazily* {cite}`karras2020stylegan2`: on every $k$-th step only, $k$
-# times as strong ($k$ is `MNIST_GAN_CONFIG.r1_every`, printed below), which keeps its average
-# and skips $k - 1$ of every $k$ double backward passes it costs, so more steps fit in the same
+# $\gamma = 0.3$, applied *lazily* {cite}`karras2020stylegan2`: on every $m$-th step only, $m$
+# times as strong ($m$ is `MNIST_GAN_CONFIG.r1_every`, printed below), which keeps its average
+# and skips $m - 1$ of every $m$ double backward passes it costs, so more steps fit in the same
 # time. This is the course's recipe,
 # `recipes.MNIST_GAN_CONFIG`, trained by `recipes.train_mnist_gan(seconds)`
 # (`gan_clusters.cluster_labels`, `gan_clusters.ClusterConditioned`);
