@@ -15,7 +15,7 @@ import torch
 from . import gan as GAN
 from .config import make_config
 from .data import load_mnist
-from .gan_clusters import ClusterConditioned, cluster_labels
+from .gan_clusters import CLUSTERINGS, ClusterConditioned, cluster_labels
 from .scaling import precision
 from .train import validate_budget
 from .utils import seed_everything
@@ -40,6 +40,11 @@ class GANConfig:
     bf16: str | bool = "auto"  # mixed precision: scaling.precision ("auto": bf16 where it is fast)
     clusters: int = 0  # > 0: condition an unconditional GAN on clusters of the digits (gan_clusters)
     clustering: str = "spectral"  # how: gan_clusters.cluster_labels(method=)
+
+    def __post_init__(self) -> None:
+        # checked here, not when clusters are made: a typo must fail even where clusters=0
+        if self.clustering not in CLUSTERINGS:
+            raise ValueError(f"clustering={self.clustering!r}: choose one of {CLUSTERINGS}")
 
 
 DCGAN_CONFIG = GANConfig()

@@ -194,3 +194,9 @@ def test_clusters_and_labels_do_not_mix(small):
         recipes.train_mnist_gan(images=images, labels=labels, steps=1)
     with pytest.raises(ValueError, match="clusters=-1"):
         recipes.mnist_gan_models({"clusters": -1})
+
+
+def test_an_unknown_clustering_is_an_error_even_without_clusters():
+    with pytest.raises(ValueError, match="clustering='spectal'"):
+        recipes.gan_config({"clusters": 0, "clustering": "spectal"})
+    assert recipes.gan_config({"clusters": 0, "clustering": "kmeans"}).clustering == "kmeans"

@@ -95,12 +95,11 @@ def gan_fid(modules: dict[str, nn.Module], n_classes: int = 0) -> float:
 
 def recipe_gan_fid(modules: dict[str, nn.Module]) -> float:
     """The GAN recipe's number: its generator sampled with the shares of the clusters it was
-    trained on (recomputed: the clustering is deterministic for a seed)."""
-    from course_lib.gan_clusters import ClusterConditioned, cluster_labels
+    trained on, which the shipped run keeps (``extra["clusters"]``)."""
+    from course_lib.gan_clusters import ClusterConditioned
 
-    cfg = recipes.MNIST_GAN_CONFIG
-    clusters = cluster_labels(data.load_mnist("train").data, cfg.clusters, seed=0, method=cfg.clustering)
-    counts = torch.bincount(clusters, minlength=cfg.clusters)
+    clusters = utils.load_checkpoint(pretrained.WEIGHTS_DIR / "ch04_recipe.pt")["extra"]["clusters"].long()
+    counts = torch.bincount(clusters, minlength=recipes.MNIST_GAN_CONFIG.clusters)
     return gan_fid({"generator": ClusterConditioned(modules["generator"], counts).eval()})
 
 
