@@ -7,7 +7,9 @@ For each budget (default 60, 120 and 300 s) it trains ``recipes.train_mnist_gan`
 :data:`course_lib.recipes.CLASSIC_MLP_GAN_CONFIG`) on the embedded 4,000 MNIST
 training digits, then prints the classifier-FID (chapter 9: features of
 ``course_lib.features.load_mnist_classifier``) of 1,000 samples against the 1,000
-embedded test digits. Lower is better. The clustering counts in the recipe's budget. The
+embedded test digits. Lower is better. Beside it, improved precision and recall (chapter 9,
+k = 3) of the same samples against the test digits: whether what is missing is quality or
+diversity. The clustering counts in the recipe's budget. The
 load average is printed with every row: wall-time budgets mean fewer steps on a busy machine.
 
     python benchmarks/bench_gan.py                     # 60, 120, 300 s: about 16 minutes
@@ -73,9 +75,13 @@ def main() -> None:
 
     print(f"# {' '.join([os.path.basename(sys.executable), *sys.argv])}")
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, {platform.processor() or platform.machine()}")
-    real_fid = metrics.fid(features.extract(clf, load_mnist("train").data[: args.n]), test_features)
-    print(f"# reference: FID of {args.n} real training digits vs the test digits = {real_fid:.1f}")
-    print(f"{'budget s':>8}  {'model':32s} {'steps':>7} {'FID':>8}  load avg (1 min) before/after")
+    train_features = features.extract(clf, load_mnist("train").data[: args.n])
+    real_fid = metrics.fid(train_features, test_features)
+    real_p, real_r = metrics.precision_recall(test_features, train_features)
+    print(f"# reference: {args.n} real training digits vs the test digits: FID {real_fid:.1f}, "
+          f"precision {real_p:.3f}, recall {real_r:.3f}")
+    print(f"{'budget s':>8}  {'model':32s} {'steps':>7} {'FID':>8} {'prec':>6} {'recall':>6}  "
+          "load avg (1 min) before/after")
     table = []
     for budget in args.budgets:
         for seed in args.seeds:  # seeds inside configs: the configs of one seed run back to back
@@ -85,9 +91,13 @@ def main() -> None:
                 G = recipes.train_mnist_gan(budget, seed=seed, config=config, desc=f"{name} {budget:g}s")
                 train_s = time.perf_counter() - t0
                 fid = metrics.generator_fid(G, test_features, clf, n=args.n, seed=seed + 1)
+                # the same samples again (same seed): is the gap quality (precision) or diversity (recall)?
+                fake = G.sample(args.n, generator=torch.Generator().manual_seed(seed + 1))
+                prec, rec = metrics.precision_recall(test_features, features.extract(clf, fake))
                 steps = len(G.history["step"])
                 table.append((budget, name, steps, fid))
-                print(f"{budget:8g}  {name:32s} {steps:7d} {fid:8.1f}  {load0:.2f}/{os.getloadavg()[0]:.2f}"
+                print(f"{budget:8g}  {name:32s} {steps:7d} {fid:8.1f} {prec:6.3f} {rec:6.3f}  "
+                      f"{load0:.2f}/{os.getloadavg()[0]:.2f}"
                       f"  (trained {train_s:.0f} s, seed {seed})", flush=True)
     print(f"\nmean over seeds {args.seeds} (floor: real digits {real_fid:.1f}; target 1.2 x floor = "
           f"{1.2 * real_fid:.1f})")
