@@ -15,6 +15,7 @@ load average is printed with every row: wall-time budgets mean fewer steps on a 
     python benchmarks/bench_gan.py                     # 60, 120, 300 s: about 16 minutes
     python benchmarks/bench_gan.py --budgets 10 20     # a quick look
     python benchmarks/bench_gan.py --budgets 120 --seeds 0 1 --extra dcgan   # the README's table
+    python benchmarks/bench_gan.py --budgets 120 --seeds 0 1 --extra lecam --only-extra --with-recipe  # LeCam
     python benchmarks/bench_gan.py --extra dcgan dcgan-r1-3 --only-extra --with-recipe   # what the clusters buy
     python benchmarks/bench_gan.py --extra kmeans k10 k100 --only-extra   # how and how many clusters
     python benchmarks/bench_gan.py --extra no-r1 r1-1 r1-eager --only-extra  # R1's weight and schedule
@@ -51,6 +52,7 @@ EXTRA = {
     "r1-3": ("recipe with R1 gamma 3", replace(GAN, r1_gamma=3.0)),
     "fp32": ("recipe in float32 (no bf16 autocast)", replace(GAN, bf16=False)),
     "no-ema": ("recipe without the EMA of G", replace(GAN, ema=0.0)),
+    "lecam": ("recipe with LeCam, weight 0.1", replace(GAN, lecam=0.1)),
     "lr2e-4": ("classic MLP, lr 2e-4, batch 64", replace(recipes.CLASSIC_MLP_GAN_CONFIG, lr_g=2e-4, lr_d=2e-4, batch_size=64)),
 }
 

@@ -133,6 +133,38 @@ def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return grad.pow(2).flatten(1).sum(1).mean()
 
 
+def lecam_penalty(real_logits: torch.Tensor, fake_logits: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    r"""The LeCam regulariser of the discriminator (Tseng et al., 2021, eq. 3; chapter 4).
+
+    .. math:: R_\text{LC} = \mathbb E_x\big[(l(x) - \alpha_F)^2\big]
+              + \mathbb E_z\big[(l(G(z)) - \alpha_R)^2\big]
+
+    ``anchors`` = :math:`(\alpha_R, \alpha_F)`, moving averages of the discriminator's mean
+    logit on real and on fake images (:func:`update_lecam_anchors`). Each logit is pulled
+    towards the *other* side's average, which keeps D from separating the few training images
+    from the fakes by an ever larger margin; the paper shows it turns the objective into a
+    LeCam divergence, more robust than the JS divergence when data are few. (The authors' code
+    clips both terms with a ReLU; this is the paper's equation.)
+    """
+    _check_logits(real_logits, fake_logits)
+    if anchors.shape != (2,):
+        raise ValueError(f"anchors must be (alpha_R, alpha_F), shape (2,), got {tuple(anchors.shape)}")
+    alpha_r, alpha_f = anchors.detach()
+    return (real_logits - alpha_f).pow(2).mean() + (fake_logits - alpha_r).pow(2).mean()
+
+
+@torch.no_grad()
+def update_lecam_anchors(anchors: torch.Tensor, real_logits: torch.Tensor, fake_logits: torch.Tensor,
+                         decay: float = 0.99) -> torch.Tensor:
+    r"""Update ``anchors`` = :math:`(\alpha_R, \alpha_F)` in place and return it (chapter 4):
+    :math:`\alpha \leftarrow d\,\alpha + (1 - d)\,\bar l` with the batch's mean real and fake
+    logits :math:`\bar l`; anchors that are NaN (a new run) start at the batch's means."""
+    means = torch.stack([real_logits.float().mean(), fake_logits.float().mean()]).to(anchors)
+    if torch.isnan(anchors).any():
+        return anchors.copy_(means)
+    return anchors.mul_(decay).add_(means, alpha=1 - decay)
+
+
 # --- models (chapters 3 and 4) ---------------------------------------------------------------
 
 
@@ -335,6 +367,7 @@ def gan_step(
     G: Generator, D: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
     real: torch.Tensor, labels: torch.Tensor | None = None, *,
     g_loss: str = "non_saturating", real_label: float = 1.0, r1_gamma: float = 0.0,
+    lecam: float = 0.0, lecam_anchors: torch.Tensor | None = None,
 ) -> dict[str, float]:
     r"""One correct GAN update: a D step on detached fakes, then a G step (chapter 3).
 
@@ -346,9 +379,16 @@ def gan_step(
        gradients, backward, step G only. (The gradients this leaves on D's
        parameters are cleared by the next D step's ``zero_grad``.)
 
+    ``r1_gamma > 0`` adds :math:`\tfrac{\gamma}{2} R_1` (:func:`r1_penalty`) to
+    :math:`\mathcal L_D`; ``lecam > 0`` adds ``lecam`` times :func:`lecam_penalty`, with
+    ``lecam_anchors`` (a (2,) tensor, updated in place by :func:`update_lecam_anchors` before the
+    penalty is taken).
+
     Returns ``loss_d``, ``loss_g``, ``d_real`` = mean :math:`D(x)` and ``d_fake`` =
     mean :math:`D(G(z))`, both measured in the D step.
     """
+    if lecam and lecam_anchors is None:
+        raise ValueError("lecam > 0 needs lecam_anchors: a (2,) tensor (NaN to start)")
     z = G.sample_latent(len(real))
     fake = G(z, labels)  # (B, C, H, W)
 
@@ -360,6 +400,9 @@ def gan_step(
     loss_d = d_loss(real_logits, fake_logits, real_label)
     if r1_gamma:
         loss_d = loss_d + 0.5 * r1_gamma * r1_penalty(real_logits, real)
+    if lecam:
+        update_lecam_anchors(lecam_anchors, real_logits, fake_logits)
+        loss_d = loss_d + lecam * lecam_penalty(real_logits, fake_logits, lecam_anchors)
     optimizer_step(loss_d, opt_d, name="loss_d")  # zero_grad, backward, step; refuses NaN
 
     # G step: a fresh forward through the updated D, its own backward, only G steps

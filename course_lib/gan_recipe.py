@@ -35,6 +35,7 @@ class GANConfig:
     batch_size: int = 64
     r1_gamma: float = 0.0
     r1_every: int = 1  # lazy R1: the penalty on every k-th step, k times as strong (GANTrainer)
+    lecam: float = 0.0  # weight of the LeCam regulariser on D (gan.lecam_penalty); 0: none
     real_label: float = 1.0
     ema: float = 0.99  # sample from an exponential moving average of G's weights
     bf16: str | bool = "auto"  # mixed precision: scaling.precision ("auto": bf16 where it is fast)
@@ -55,7 +56,8 @@ MNIST_GAN_CONFIG = GANConfig(clusters=50, r1_gamma=0.3, r1_every=4)
 """The recommended MNIST GAN (chapter 4, measured in ``benchmarks/bench_gan.py``): the DCGAN
 conditioned on 50 spectral clusters of the training digits (:mod:`course_lib.gan_clusters`),
 sampled with the clusters' shares, with the R1 penalty (gamma 0.3) that the conditional GAN
-needs, applied lazily (every few steps, as strong as that many). No labels are used."""
+needs, applied lazily (every few steps, as strong as that many). No labels are used. The
+LeCam regulariser (``lecam``) is off: it did not pay (``bench_gan.py --extra lecam``)."""
 
 MNIST_CGAN_CONFIG = GANConfig(r1_gamma=1.0)
 """The recommended class-conditional MNIST GAN (chapter 4): the recipe plus the R1 penalty
@@ -124,11 +126,12 @@ def mnist_gan_trainer(
         G, D = G.to(device), D.to(device)
     return GAN.GANTrainer(
         G, D, lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=tuple(cfg.betas), r1_gamma=cfg.r1_gamma,
-        r1_every=cfg.r1_every, real_label=cfg.real_label, ema=cfg.ema, seed=seed, checkpoint=checkpoint,
-        shipped=shipped,
+        r1_every=cfg.r1_every, lecam=cfg.lecam, real_label=cfg.real_label, ema=cfg.ema, seed=seed,
+        checkpoint=checkpoint, shipped=shipped,
         config={"arch": cfg.arch, "channels": cfg.channels, "latent_dim": cfg.latent_dim,
                 "batch_size": cfg.batch_size, "n_classes": n_classes, "bf16": cfg.bf16,
-                "clusters": cfg.clusters, "clustering": cfg.clustering, "r1_every": cfg.r1_every},
+                "clusters": cfg.clusters, "clustering": cfg.clustering, "r1_every": cfg.r1_every,
+                "lecam": cfg.lecam},
         # float16 would need a loss scaler per optimiser; bfloat16 needs none, on CPU and CUDA
         autocast=torch.bfloat16 if prec.scaled else prec.dtype,
     )
@@ -153,8 +156,8 @@ def train_mnist_gan(
 
     The recipe (:data:`MNIST_GAN_CONFIG`): a DCGAN-style convolutional generator
     and discriminator (chapter 4), the non-saturating loss with the alternating
-    step of chapter 3, Adam (lr 5e-4, betas 0.5/0.999), batches of 64,
-    samples from an exponential moving average of the generator's weights, and
+    step of chapter 3, lazy R1 on the discriminator, Adam (lr 5e-4,
+    betas 0.5/0.999), batches of 64, samples from an exponential moving average of the generator's weights, and
     bfloat16 autocast where the hardware has bf16 units (more steps in the same time).
     Unconditional by default: the generator is conditioned on 50 spectral clusters of
     ``images`` (:func:`course_lib.gan_clusters.cluster_labels`, seeded by ``seed``; kept in the

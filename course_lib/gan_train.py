@@ -38,6 +38,8 @@ class GANTrainer:
 
     ``r1_gamma`` weighs the R1 penalty of :func:`course_lib.gan.gan_step`; ``r1_every = k``
     applies it lazily, k times as strong on every k-th step (:meth:`r1_gamma_now`).
+    ``lecam > 0`` weighs the LeCam regulariser (:func:`course_lib.gan.lecam_penalty`); its two
+    moving averages are part of the run (saved and resumed with it).
 
     ``ema > 0`` also keeps an exponential moving average of the generator's weights
     (:class:`course_lib.optim.EMA`: Yazıcı et al., 2019; Karras et al., 2018).
@@ -57,7 +59,8 @@ class GANTrainer:
     def __init__(
         self, G: Generator, D: nn.Module, *, lr_g: float = 2e-4, lr_d: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.999), g_loss: str = "non_saturating",
-        real_label: float = 1.0, r1_gamma: float = 0.0, r1_every: int = 1, n_snapshot: int = 64, seed: int = 0,
+        real_label: float = 1.0, r1_gamma: float = 0.0, r1_every: int = 1, lecam: float = 0.0,
+        n_snapshot: int = 64, seed: int = 0,
         step_fn: StepFn | None = None, ema: float = 0.0, config: Any = None,
         checkpoint: str | os.PathLike | None = None, save_every: float = 30.0,
         shipped: str | None = None, autocast: torch.dtype | None = None,
@@ -76,10 +79,15 @@ class GANTrainer:
             raise ValueError(f"r1_every must be a positive int, got {r1_every!r}")
         self.settings = {"g_loss": g_loss, "real_label": real_label, "r1_gamma": r1_gamma}
         self.r1_every = r1_every
-        # the schedule is part of the penalty: recorded with it, and only where there is one
+        if not 0.0 <= lecam < float("inf"):
+            raise ValueError(f"lecam must be a finite weight >= 0, got {lecam}")
+        self.lecam = lecam
+        # the schedule is part of the penalty: recorded with it, and only where there is one;
+        # so is LeCam's weight (runs without it keep the records they were saved with)
         lazy = {"r1_every": r1_every} if r1_gamma else {}
+        lecam_record = {"lecam": lecam} if lecam else {}
         recorded = {**config_dict(config), "lr_g": lr_g, "lr_d": lr_d, "betas": list(betas),
-                    **self.settings, **lazy, "ema": ema}
+                    **self.settings, **lazy, **lecam_record, "ema": ema}
         self._ema = EMA(G, ema) if ema else None
         self.step_fn = step_fn or gan_step
         self.autocast = autocast
@@ -91,6 +99,8 @@ class GANTrainer:
         gen = torch.Generator().manual_seed(seed)
         fixed_z = torch.randn(n_snapshot, G.latent_dim, generator=gen)  # (n_snapshot, latent_dim)
         self.run.extra = {"snapshots": [], "fixed_z": fixed_z}
+        if lecam:  # (alpha_R, alpha_F); NaN until the first step sets them
+            self.run.extra["lecam_anchors"] = torch.full((2,), float("nan"))
         self.fixed_labels = torch.arange(n_snapshot) % G.n_classes if G.n_classes else None
 
     @property
@@ -169,8 +179,10 @@ class GANTrainer:
         y = batch[1] if len(batch) > 1 else None
         with torch.autocast(real.device.type, dtype=self.autocast or torch.bfloat16,
                             enabled=self.autocast is not None):
+            # read from the run each step: load() replaces run.extra
+            lecam = {"lecam": self.lecam, "lecam_anchors": self.run.extra["lecam_anchors"]} if self.lecam else {}
             return self.step_fn(self.G, self.D, self.opt_g, self.opt_d, real, y,
-                                **{**self.settings, "r1_gamma": self.r1_gamma_now()})
+                                **{**self.settings, "r1_gamma": self.r1_gamma_now()}, **lecam)
 
     def r1_gamma_now(self) -> float:
         """The R1 weight of the next step: ``r1_gamma`` on every step, or with lazy regularisation

@@ -347,7 +347,18 @@ viz.show_images(style, nrow=8, title="columns share z, rows share the label")
 # $\gamma = 0.3$, applied *lazily* {cite}`karras2020stylegan2`: on every $m$-th step only, $m$
 # times as strong ($m$ is `MNIST_GAN_CONFIG.r1_every`, printed below), which keeps its average
 # and skips $m - 1$ of every $m$ double backward passes it costs, so more steps fit in the same
-# time. This is the course's recipe,
+# time. With some 80 digits per cluster, the discriminator could also learn the training
+# digits by heart and push its logits on them ever further from those on the fakes. The LeCam
+# regulariser {cite}`tseng2021lecam` is made against that: with $\alpha_R$ and $\alpha_F$
+# moving averages of its mean logit on real and on fake digits, it adds
+#
+# $$ \lambda_\text{LC} \Big( \mathbb E_x\big[(l(x) - \alpha_F)^2\big]
+#    + \mathbb E_z\big[(l(G(z)) - \alpha_R)^2\big] \Big) $$
+#
+# to its loss, pulling each side's logits towards the *other* side's average
+# (`gan.lecam_penalty`, `GANConfig.lecam`). At this budget it did not pay, so the recipe
+# leaves it off (`benchmarks/bench_gan.py --extra lecam` measures it).
+# This is the course's recipe,
 # `recipes.MNIST_GAN_CONFIG`, trained by `recipes.train_mnist_gan(seconds)`
 # (`gan_clusters.cluster_labels`, `gan_clusters.ClusterConditioned`);
 # `benchmarks/bench_gan.py` measures each choice. The labels are read below only to measure

@@ -78,6 +78,66 @@ def test_r1_penalty_is_the_squared_input_gradient():
     assert torch.allclose(gan.r1_penalty(logits, x), torch.tensor(9.0))
 
 
+def test_lecam_pulls_each_side_towards_the_other_sides_average():
+    """Tseng et al. (2021), eq. 3: real logits against alpha_F, fake logits against alpha_R."""
+    real, fake = torch.tensor([2.0, 2.0, 4.0]), torch.tensor([-1.0, -3.0])
+    anchors = torch.tensor([2.5, -2.0])  # (alpha_R, alpha_F)
+    expected = ((real + 2.0) ** 2).mean() + ((fake - 2.5) ** 2).mean()  # (16+16+36)/3 + (12.25+30.25)/2
+    assert torch.allclose(gan.lecam_penalty(real, fake, anchors), expected)
+    # anchors swapped (each side pulled to its own average) would give a small number here
+    swapped = ((real - 2.5) ** 2).mean() + ((fake + 2.0) ** 2).mean()
+    assert not torch.allclose(expected, swapped)
+    # no gradient reaches the anchors; the logits get d/dl (l - alpha)^2 / n
+    r, f = real.clone().requires_grad_(True), fake.clone().requires_grad_(True)
+    a = anchors.clone().requires_grad_(True)
+    gan.lecam_penalty(r, f, a).backward()
+    assert a.grad is None and torch.allclose(r.grad, 2 * (real + 2.0) / 3)
+    with pytest.raises(ValueError, match="anchors"):
+        gan.lecam_penalty(real, fake, torch.zeros(3))
+
+
+def test_lecam_anchors_start_at_the_first_batch_then_average():
+    anchors = torch.full((2,), float("nan"))
+    gan.update_lecam_anchors(anchors, torch.tensor([1.0, 3.0]), torch.tensor([-4.0]))
+    assert torch.equal(anchors, torch.tensor([2.0, -4.0]))
+    out = gan.update_lecam_anchors(anchors, torch.tensor([12.0]), torch.tensor([6.0]), decay=0.9)
+    assert out is anchors and torch.allclose(anchors, torch.tensor([0.9 * 2 + 1.2, 0.9 * -4 + 0.6]))
+
+
+def test_trainer_adds_lecam_keeps_its_averages_in_the_run_and_records_it(tmp_path):
+    x = _tiny_data()
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("lecam", 0.0))
+        return gan.gan_step(*args, **kwargs)
+
+    def trainer(**kw):
+        torch.manual_seed(0)
+        return gan.GANTrainer(gan.MLPGenerator(latent_dim=4, hidden=(8,)), gan.MLPDiscriminator(hidden=(8,)),
+                              step_fn=spy, **kw)
+
+    tr = trainer(lecam=0.3)
+    tr.fit(x, batch_size=32, steps=3)
+    anchors = tr.run.extra["lecam_anchors"]
+    assert seen == [0.3] * 3 and torch.isfinite(anchors).all() and tr.config["lecam"] == 0.3
+    # the averages are saved with the run: a resumed run continues from them
+    tr.save(tmp_path / "lc.pt")
+    back = trainer(lecam=0.3).load(tmp_path / "lc.pt")
+    assert torch.equal(back.run.extra["lecam_anchors"], anchors)
+    with pytest.raises(ValueError, match="lecam"):  # another weight is another run
+        trainer(lecam=0.1).load(tmp_path / "lc.pt")
+    seen.clear()
+    plain = trainer()
+    plain.fit(x, batch_size=32, steps=2)
+    assert seen == [0.0, 0.0] and "lecam" not in plain.config and "lecam_anchors" not in plain.run.extra
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="lecam must be"):
+            trainer(lecam=bad)
+    with pytest.raises(ValueError, match="lecam_anchors"):
+        gan.gan_step(tr.G, tr.D, tr.opt_g, tr.opt_d, x[:8], lecam=0.3)
+
+
 @pytest.mark.parametrize("kind", ["mlp", "dc"])
 @pytest.mark.parametrize("n_classes", [0, 10])
 def test_models_shapes_ranges_and_conditioning(kind, n_classes):

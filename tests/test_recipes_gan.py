@@ -96,6 +96,7 @@ def test_conditional_recipe_adds_r1_and_config_overrides_it():
                                                            r1_every=recipes.MNIST_GAN_CONFIG.r1_every)
     recorded = recipes.mnist_gan_trainer(seed=0).config
     assert recorded["clustering"] == "spectral" and recorded["r1_every"] == recipes.MNIST_GAN_CONFIG.r1_every > 1
+    assert recorded["lecam"] == 0.0 and recipes.mnist_gan_trainer({"lecam": 0.1}, seed=0).config["lecam"] == 0.1
 
 
 def test_the_clusters_are_part_of_the_run(tmp_path, small, monkeypatch):
