@@ -156,8 +156,8 @@ def train_mnist_gan(
 
     The recipe (:data:`MNIST_GAN_CONFIG`): a DCGAN-style convolutional generator
     and discriminator (chapter 4), the non-saturating loss with the alternating
-    step of chapter 3, lazy R1 on the discriminator, Adam (lr 5e-4,
-    betas 0.5/0.999), batches of 64, samples from an exponential moving average of the generator's weights, and
+    step of chapter 3, lazy R1 on the discriminator, Adam (lr 5e-4, betas 0.5/0.999),
+    batches of 64, samples from an exponential moving average of the generator's weights, and
     bfloat16 autocast where the hardware has bf16 units (more steps in the same time).
     Unconditional by default: the generator is conditioned on 50 spectral clusters of
     ``images`` (:func:`course_lib.gan_clusters.cluster_labels`, seeded by ``seed``; kept in the

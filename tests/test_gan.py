@@ -104,6 +104,30 @@ def test_lecam_anchors_start_at_the_first_batch_then_average():
     assert out is anchors and torch.allclose(anchors, torch.tensor([0.9 * 2 + 1.2, 0.9 * -4 + 0.6]))
 
 
+def test_gan_step_adds_lecam_times_the_penalty_to_the_discriminator_loss():
+    """loss_d with LeCam minus loss_d without it, from the same state and codes, is the weight
+    times the penalty at the updated anchors; a step that only updated the anchors fails."""
+    import copy
+
+    torch.manual_seed(0)
+    G, D = gan.MLPGenerator(latent_dim=4, hidden=(8,)), gan.MLPDiscriminator(hidden=(8,))
+    x = _tiny_data(16)
+    anchors = torch.tensor([3.0, -3.0])  # far from the logits: a large penalty
+
+    def loss_d(weight):
+        g, d = copy.deepcopy(G), copy.deepcopy(D)
+        opt_g, opt_d = torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters())
+        torch.manual_seed(1)  # the same codes in both steps
+        return gan.gan_step(g, d, opt_g, opt_d, x, lecam=weight, lecam_anchors=anchors.clone())["loss_d"]
+
+    with torch.no_grad():
+        torch.manual_seed(1)
+        real_logits, fake_logits = D(x), D(G(G.sample_latent(16)))
+        updated = gan.update_lecam_anchors(anchors.clone(), real_logits, fake_logits)
+        expected = 2.0 * gan.lecam_penalty(real_logits, fake_logits, updated).item()
+    assert expected > 1.0 and loss_d(2.0) - loss_d(0.0) == pytest.approx(expected, rel=1e-5)
+
+
 def test_trainer_adds_lecam_keeps_its_averages_in_the_run_and_records_it(tmp_path):
     x = _tiny_data()
     seen = []
