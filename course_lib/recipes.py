@@ -25,7 +25,7 @@ from . import robust as R
 from . import translation as TR
 from . import vae as V
 from .config import make_config
-from .data import load_mnist, random_shift
+from .data import digits_as_mnist, load_mnist, random_shift
 
 # the GAN recipes live in gan_recipe (chapters 3-4); recipes is their public home
 from .gan_recipe import (  # noqa: F401, E402
@@ -40,6 +40,7 @@ from .gan_recipe import (  # noqa: F401, E402
     train_mnist_gan,
 )
 from .scaling import SINGLE, World, precision
+from .self_ensemble import SharpenedEnsemble
 from .tracking import TensorBoard, active
 from .train import Run, validate_budget
 from .utils import seed_everything
@@ -318,22 +319,40 @@ Adam at 2e-4 (betas 0.5, 0.999) with a cosine decay over the budget, 64 pairs pe
 bfloat16 autocast where the CPU has bf16 units. No discriminator: on this task the adversarial
 terms of pix2pix and CycleGAN lowered how often an independent reader reads the right digit."""
 
+DIGITS_TO_MNIST_CALIBRATION = 256
+"""How many scikit-learn training digits (unlabelled) :func:`train_digits_to_mnist` sharpens
+its outputs on: the entropy it matches is then a mean over 200,704 pixels
+(``benchmarks/bench_translation.py --shipped`` prints the factor from these and from all 1,297)."""
+
 
 def train_digits_to_mnist(
     seconds: float | None = None, seed: int = 0, *, steps: int | None = None,
     config: TR.TranslatorConfig | dict | None = None, checkpoint: str | os.PathLike | None = None,
-    shipped: str | None = None, desc: str = "digits to mnist",
+    shipped: str | None = None, desc: str = "digits to mnist", radius: int = 1,
+    calibration: int = DIGITS_TO_MNIST_CALIBRATION,
 ) -> nn.Module:
     """The course's best translator from scikit-learn's digits (:func:`course_lib.data.digits_as_mnist`)
     to MNIST's style (chapter 12): (B, 1, 28, 28) in [0, 1] to (B, 1, 28, 28) in [0, 1].
 
     :data:`DIGITS_TO_MNIST_CONFIG` trained by :func:`course_lib.translation.train_translator`
-    (method ``"paired"``) for ``seconds`` (or ``steps``). It never sees a label, nor any
-    classifier. Returns a :class:`course_lib.translation.Translator` in eval mode.
+    (method ``"paired"``) for ``seconds`` (or ``steps``), then applied as a
+    :class:`course_lib.self_ensemble.SharpenedEnsemble`: its logits averaged over the shifts of
+    the input by up to ``radius`` pixels, and sharpened so that its outputs on the first
+    ``calibration`` scikit-learn training digits have the mean per-pixel entropy of MNIST's
+    training digits. ``radius=0, calibration=0`` give the network alone (sharpness 1). It never
+    sees a label, nor any classifier. Returns the model in eval mode, with the network's
+    ``.history`` and ``.run``.
     """
+    if calibration < 0 or radius < 0:  # before training, not after
+        raise ValueError(f"calibration={calibration} (0: no sharpening) and radius={radius} must be >= 0")
     cfg = TR.translator_config(config, base=DIGITS_TO_MNIST_CONFIG)
-    return TR.train_translator("paired", seconds, seed, steps=steps, config=cfg, checkpoint=checkpoint,
-                               shipped=shipped, desc=desc)
+    net = TR.train_translator("paired", seconds, seed, steps=steps, config=cfg, checkpoint=checkpoint,
+                              shipped=shipped, desc=desc)
+    model = SharpenedEnsemble(net, radius)
+    if calibration:
+        model.calibrate(digits_as_mnist("train")[0][:calibration], load_mnist("train").data)
+    model.history, model.run = net.history, net.run
+    return model.eval()
 
 
 # =========================================================================================

@@ -9,7 +9,9 @@ checkpoint ``last.pt`` (written every ``--save-every`` seconds and at the end: e
 checkpoint that loads with ``torch.load(path, weights_only=True)`` and whose ``"model"`` entry is
 the trained model's ``state_dict`` (for the GAN recipe, its cluster-conditioned sampler's,
 :class:`course_lib.gan_clusters.ClusterConditioned`: the generator's weights under ``generator.``
-and the clusters' shares under ``weights``; ``"image_shape"`` is the (C, H, W) it was trained on). ``--resume`` continues the run in ``DIR``; without it an existing run there is
+and the clusters' shares under ``weights``; for the translator, its
+:class:`course_lib.self_ensemble.SharpenedEnsemble`'s: the U-Net under ``model.`` and the
+calibrated ``sharpness``; ``"image_shape"`` is the (C, H, W) it was trained on). ``--resume`` continues the run in ``DIR``; without it an existing run there is
 an error, never overwritten.
 
 The same command under ``torchrun --nproc_per_node=N -m course_lib.run ...`` trains in N
