@@ -22,11 +22,14 @@ load average is printed with every row: wall-time budgets mean fewer steps on a 
     python benchmarks/bench_gan.py --extra lr2e-4      # also the MLP with the usual lr 2e-4, batch 64
     python benchmarks/bench_gan.py --extra no-ema --only-extra   # what the weight average buys
     python benchmarks/bench_gan.py --extra fp32 --only-extra     # what bf16 autocast buys (bf16 units)
+    python benchmarks/bench_gan.py --budgets 120 --seeds 2 3 --only-extra --with-recipe \
+        --config b96='{"batch_size": 96}' --config smooth='{"real_label": 0.9}'   # any recipe variant
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -57,6 +60,18 @@ EXTRA = {
 }
 
 
+def variant(text: str) -> tuple[str, recipes.GANConfig]:
+    """``NAME=JSON`` to a row: the recipe with the JSON's GANConfig changes (lists become tuples)."""
+    name, sep, changes = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME=JSON, e.g. b96='{{\"batch_size\": 96}}'")
+    try:
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(changes).items()}
+        return f"recipe, {name}", recipes.gan_config(fields)
+    except (ValueError, TypeError, AttributeError) as e:  # bad JSON, not a dict, an unknown field
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from e
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budgets", type=float, nargs="+", default=[60, 120, 300])
@@ -64,14 +79,16 @@ def main() -> None:
     parser.add_argument("--with-recipe", action="store_true", help="with --only-extra: keep the recipe row")
     parser.add_argument("--n", type=int, default=1000, help="samples for the FID (test split has 1,000)")
     parser.add_argument("--extra", nargs="*", default=[], choices=sorted(EXTRA))
-    parser.add_argument("--only-extra", action="store_true", help="run only the --extra rows")
+    parser.add_argument("--only-extra", action="store_true", help="run only the --extra (and --config) rows")
+    parser.add_argument("--config", action="append", default=[], type=variant, metavar="NAME=JSON",
+                        help="a row for the recipe with these GANConfig changes, e.g. b96='{\"batch_size\": 96}'")
     args = parser.parse_args()
 
     clf = features.load_mnist_classifier()
     test = load_mnist("test").data[: args.n]
     test_features = features.extract(clf, test)
     runs = [("recipe (clusters, ch. 4)", recipes.MNIST_GAN_CONFIG),
-            ("classic MLP (ch. 3)", recipes.CLASSIC_MLP_GAN_CONFIG)] + [EXTRA[e] for e in args.extra]
+            ("classic MLP (ch. 3)", recipes.CLASSIC_MLP_GAN_CONFIG)] + [EXTRA[e] for e in args.extra] + args.config
     if args.only_extra:
         runs = runs[:1] + runs[2:] if args.with_recipe else runs[2:]
 

@@ -3,6 +3,8 @@
 the GAN benchmark's classifier-FID path (``metrics.generator_fid``) against the classifier's
 layers called by hand and the pytorch-fid formula with scipy's ``sqrtm``."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -113,3 +115,20 @@ def test_gan_benchmark_fid_path_matches_an_independent_computation():
     with torch.no_grad():
         assert floor == pytest.approx(_pytorch_fid(clf.body(train).double().numpy(), f_real), rel=1e-3)
     assert got > 5 * floor  # an untrained generator is far from the data
+
+
+def test_gan_benchmark_config_rows_are_the_recipe_with_the_changes():
+    import argparse
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gan.py"
+    spec = importlib.util.spec_from_file_location("bench_gan", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    name, cfg = bench.variant('b96={"batch_size": 96, "betas": [0.0, 0.99]}')
+    assert name == "recipe, b96"
+    assert cfg == dataclasses.replace(recipes.MNIST_GAN_CONFIG, batch_size=96, betas=(0.0, 0.99))
+    for bad in ("b96", '={"batch_size": 96}', 'x={"nope": 1}', "x={bad json", "x=[1, 2]"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            bench.variant(bad)
