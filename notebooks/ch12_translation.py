@@ -272,12 +272,13 @@ fig.tight_layout()
 
 # %%
 RECIPE_SECONDS = 300.0
+N_CALIBRATION = 64 if FAST else recipes.DIGITS_TO_MNIST_CALIBRATION
 recipe = recipes.train_digits_to_mnist(
     **(dict(steps=60) if FAST else dict(seconds=RECIPE_SECONDS)),
     seed=0,
     checkpoint=CKPT / f"ch12_recipe_{MODE}.pt",
     shipped="ch12_recipe",
-    calibration=64 if FAST else recipes.DIGITS_TO_MNIST_CALIBRATION,
+    calibration=N_CALIBRATION,
 )
 TRANSLATORS = {
     "CycleGAN": cycle,
@@ -307,7 +308,7 @@ assert after["fid"] < before["fid"] and after["svc"] > before["svc"]
 if not FAST:
     assert after["cnn"] >= 0.9 and after["svc"] > before["svc"] + 0.1
     cyc = results["scikit-learn digits: CycleGAN"]
-    # CycleGAN's set looks more like MNIST than the U-Net's greys, and is read less often
+    # CycleGAN's set looks more like MNIST than the U-Net's greys; it is read less often
     assert cyc["fid"] < alone["fid"] and cyc["svc"] <= alone["svc"]
 
 # %% [markdown]
@@ -336,19 +337,15 @@ if not FAST:
 #   shifted back and averaged over the nine shifts (`self_ensemble.shift_ensemble`), as
 #   Timofte et al. {cite}`timofte2016seven` and EDSR {cite}`lim2017edsr` average a
 #   super-resolution network over flips and rotations. A U-Net with strided downsampling is not
-#   exactly shift-equivariant, so the nine predictions differ, and their mean is a better one.
+#   exactly shift-equivariant: its output depends a little on where the digit falls on its
+#   downsampling grid, and the mean over the nine shifts averages that dependence out.
 #
 # The course's translator is the U-Net with both: `self_ensemble.SharpenedEnsemble`. The table
 # below takes them apart, with the mean per-pixel entropy of each set of outputs.
 
 # %%
 sharpened = SE.SharpenedEnsemble(recipe.model, radius=0)
-sharpened.calibrate(
-    data.digits_as_mnist("train")[0][
-        : 64 if FAST else recipes.DIGITS_TO_MNIST_CALIBRATION
-    ],
-    mnist_train.data,
-)
+sharpened.calibrate(data.digits_as_mnist("train")[0][:N_CALIBRATION], mnist_train.data)
 translated["U-Net, sharpened"] = T.translate(sharpened, x_sk)
 results["scikit-learn digits: U-Net, sharpened"] = T.evaluate(
     translated["U-Net, sharpened"], y_sk, clf
@@ -381,10 +378,8 @@ if not FAST:
     # sharpened, with or without the ensemble: read more often, and a lower FID
     assert alone["svc"] < min(sharp["svc"], after["svc"])
     assert max(sharp["fid"], after["fid"]) < alone["fid"]
-    assert set(per_digit.argsort()[:2].tolist()) == {
-        1,
-        9,
-    }  # the ones and nines, least often
+    least = set(per_digit.argsort()[:2].tolist())
+    assert least == {1, 9}  # the ones and the nines are read right least often
 
 # %% [markdown]
 # Sharpening makes the outputs as sure of each pixel as real digits are, and the independent
