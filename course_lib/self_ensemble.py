@@ -18,6 +18,7 @@ neither of which trains anything or reads a label:
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 
@@ -69,8 +70,11 @@ def sharpness_for_entropy(logits: torch.Tensor, reference: torch.Tensor, bounds:
     """
     target = mean_entropy(reference)
     logits = logits.detach().float()
-    lo, hi = (torch.tensor(b).log().item() for b in bounds)
-    at = lambda log_k: mean_entropy(torch.sigmoid(logits * torch.tensor(log_k).exp()))  # noqa: E731
+    lo, hi = math.log(bounds[0]), math.log(bounds[1])
+
+    def at(log_k: float) -> float:  # the mean entropy at k = exp(log_k)
+        return mean_entropy(torch.sigmoid(logits * math.exp(log_k)))
+
     if not at(hi) <= target <= at(lo):
         msg = (f"no k in {bounds} gives the reference's mean entropy {target:.4f} nats "
                f"(from {at(lo):.4f} to {at(hi):.4f})")
@@ -81,7 +85,7 @@ def sharpness_for_entropy(logits: torch.Tensor, reference: torch.Tensor, bounds:
     for _ in range(iters):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if at(mid) > target else (lo, mid)
-    return float(torch.tensor((lo + hi) / 2).exp())
+    return math.exp((lo + hi) / 2)
 
 
 class SharpenedEnsemble(nn.Module):

@@ -112,3 +112,15 @@ def test_the_recipe_sharpens_its_translator_to_mnists_mean_entropy():
     assert float(plain.sharpness) == 1.0
     with pytest.raises(ValueError, match="calibration"):
         recipes.train_digits_to_mnist(steps=2, calibration=-1)
+
+
+def test_the_command_lines_translator_is_saved_with_its_sharpness(tmp_path):
+    from course_lib import run as CLI
+    from course_lib.translation import Translator
+
+    CLI.main(["translator", "--steps", "2", "--batch-size", "8", "--out", str(tmp_path)])
+    state = torch.load(tmp_path / "final.pt", weights_only=True)["model"]
+    assert float(state["sharpness"]) > 0
+    model = SE.SharpenedEnsemble(Translator(recipes.DIGITS_TO_MNIST_CONFIG.channels), radius=1)
+    model.load_state_dict(state)  # strict: the U-Net under model., the factor beside it
+    assert torch.equal(model.sharpness, state["sharpness"])
