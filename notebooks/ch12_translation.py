@@ -75,6 +75,8 @@ print("fast mode:", FAST)
 
 # %%
 x_sk, y_sk = data.digits_as_mnist("test")  # (500, 1, 28, 28), (500,)
+if FAST:  # fewer digits to translate and score, on the same code path
+    x_sk, y_sk = x_sk[:200], y_sk[:200]
 mnist_test = data.load_mnist("test")
 eight = data.load_digits().data[:12]  # (12, 1, 8, 8)
 fig, axes = plt.subplots(3, 1, figsize=(9, 2.6))
