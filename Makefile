@@ -26,6 +26,8 @@ MATHJAX := book/_mathjax/mathjax/tex-mml-chtml.js
 STUDENT_OUT ?= _build/student
 NBGRADER_OUT ?= _build/nbgrader
 TEST_CHECKPOINTS := $(abspath _build/test-checkpoints)
+NBVAL_OUTPUTS := $(abspath _build/test-executed)
+NBVAL_PLUGIN := -p course_lib.nbval_outputs
 # `make test` runs the unit tests and the notebooks in JOBS processes (pytest-xdist), each with
 # THREADS torch threads, so that the cores stay busy through the many small steps, process
 # start-ups and kernel round trips that one process leaves idle. Chapter 13 measures threads and
@@ -90,8 +92,12 @@ $(MATHJAX):
 # not committed), then sphinx-build runs with -W -n --keep-going, so a cell error, a broken
 # reference or an unknown citation fails the build. Executions are cached in
 # $(BOOK_OUT)/jupyter_cache (keyed on the cells' sources), so a rebuild re-runs only changed notebooks.
+# BOOK_EXECUTED=DIR first caches the notebooks executed in DIR (`make test` sets it to the
+# notebooks nbval just ran, so the book shows those outputs instead of executing them again).
 book: $(STAMP) $(MATHJAX)
 	$(VENV)/bin/jupyter-book config sphinx book >/dev/null
+	$(if $(BOOK_EXECUTED),$(PY) -m course_lib.book --cache $(abspath $(BOOK_OUT))/jupyter_cache \
+		--add-executed $(BOOK_EXECUTED) $(BOOK_SOURCES))
 	COURSE_PROGRESS=text $(PY) -m sphinx -b html -W -n --keep-going -q \
 		-d $(BOOK_OUT)/doctrees -D nb_execution_cache_path=$(abspath $(BOOK_OUT))/jupyter_cache \
 		book $(BOOK_HTML)
@@ -120,12 +126,14 @@ lint: $(STAMP)
 unit: $(STAMP)
 	OMP_NUM_THREADS=$(THREADS) $(PY) -m pytest -q --durations=12 $(XDIST) -m "not browser" tests
 
+# nbval keeps what it executed (course_lib.nbval_outputs): each notebook that ran through is
+# written to $(NBVAL_OUTPUTS)/, which `make test`'s book build then uses.
 nbval: $(STAMP)
 	@test -n "$(NOTEBOOKS)" || { echo "no notebooks/*.ipynb found: nothing for nbval to run"; exit 1; }
-	rm -rf $(TEST_CHECKPOINTS)
+	rm -rf $(TEST_CHECKPOINTS) $(NBVAL_OUTPUTS)
 	OMP_NUM_THREADS=$(THREADS) $(PY) -m pytest -q --durations=12 $(XDIST) --dist loadscope \
-		--nbval-lax $(filter-out $(NB_ALONE),$(NOTEBOOKS))
-	$(if $(NB_ALONE),$(PY) -m pytest -q --durations=12 --nbval-lax $(NB_ALONE))
+		$(NBVAL_PLUGIN) --nbval-lax $(filter-out $(NB_ALONE),$(NOTEBOOKS))
+	$(if $(NB_ALONE),$(PY) -m pytest -q --durations=12 $(NBVAL_PLUGIN) --nbval-lax $(NB_ALONE))
 
 # Debian's Chromium for the browser test; installed with apt-get when missing (CI runs as root).
 chromium:
@@ -138,8 +146,11 @@ browser: book chromium
 
 # Tests train from scratch: checkpoints go to a folder of the build that nbval empties first,
 # never to the user's ~/.cache (a stale checkpoint there must not decide a test). The book
-# built by `browser` then loads what nbval trained.
+# built by `browser` then shows what nbval executed (a notebook nbval did not run through, or
+# whose code changed since, is executed by the book, loading what nbval trained).
 test nbval: export COURSE_CHECKPOINTS = $(TEST_CHECKPOINTS)
+test nbval: export COURSE_NBVAL_OUTPUTS = $(NBVAL_OUTPUTS)
+test: export BOOK_EXECUTED = $(NBVAL_OUTPUTS)
 test: lint unit nbval browser
 
 # The .py is the source: rewrite each .ipynb from it (keeping cell ids), then clear outputs, so a

@@ -12,6 +12,12 @@ the chapters' sources are py:percent files, so the theme's download menu would o
 (``ipynb_source``, shown as "Download notebook file") and copies the paired
 ``notebooks/*.ipynb`` under ``_sources/`` when the build ends.
 
+``make test`` runs nbval over the notebooks and then builds the book from the same sources in
+the same mode; :func:`add_executed` puts the notebooks nbval executed (written by the pytest
+plugin :mod:`course_lib.nbval_outputs`) into the book's cache first, so the book shows those
+outputs instead of executing every notebook a second time. A notebook whose code changed since,
+or that nbval did not run through, is left out, and the book executes it as usual.
+
 (myst-nb also writes ``jupyter_execute/*.ipynb`` beside the HTML, but a page served from the
 cache is written there without its outputs, so that folder is not a reliable copy.)
 """
@@ -64,6 +70,43 @@ def export_executed(sources: Iterable[str | Path], cache_dir: str | Path, out_di
     return written
 
 
+def add_executed(sources: Iterable[str | Path], executed_dir: str | Path, cache_dir: str | Path) -> list[Path]:
+    """Cache, for the book, the executed notebooks in ``executed_dir`` (``<stem>.ipynb``).
+
+    Each source (py:percent or .ipynb) is read as the book reads it, and its code cells take
+    the outputs of ``executed_dir/<stem>.ipynb`` when that notebook has the same code cells,
+    source for source; otherwise the source is skipped (the book then executes it). Returns the
+    sources that were cached.
+    """
+    import jupytext
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    cache = get_cache(str(cache_dir))
+    added = []
+    for src in map(Path, sources):
+        ran_path = Path(executed_dir) / f"{src.stem}.ipynb"
+        if not ran_path.is_file():
+            continue
+        nb = jupytext.read(src)
+        ran = nbformat.read(ran_path, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        ran_code = [c for c in ran.cells if c.cell_type == "code"]
+        if [c.source for c in code] != [c.source for c in ran_code]:
+            continue
+        for cell, ran_cell in zip(code, ran_code):
+            cell.outputs = ran_cell.outputs
+            cell.execution_count = ran_cell.execution_count
+        seconds = ran.metadata.get("course_nbval_seconds")
+        cache.cache_notebook_bundle(
+            CacheBundleIn(nb, str(src.resolve()), data={"execution_seconds": seconds}),
+            check_validity=False,
+            overwrite=True,
+        )
+        added.append(src)
+    return added
+
+
 def _set_ipynb_source(app, pagename, templatename, context, doctree):
     source = Path(app.srcdir) / f"{pagename}.py"
     if pagename.startswith("notebooks/") and source.with_suffix(".ipynb").is_file():
@@ -90,11 +133,23 @@ def setup(app) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Export the book's executed notebooks from its cache.")
+    parser = argparse.ArgumentParser(
+        description="Export the book's executed notebooks from its cache (--out), or put notebooks "
+        "executed elsewhere into it (--add-executed)."
+    )
     parser.add_argument("notebooks", nargs="+", help="notebooks/chNN_*.py")
     parser.add_argument("--cache", required=True, help="the book's jupyter-cache folder")
-    parser.add_argument("--out", required=True, help="output folder")
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--out", help="write the executed notebooks to this folder")
+    action.add_argument("--add-executed", metavar="DIR", help="cache the executed notebooks DIR/<stem>.ipynb")
     args = parser.parse_args(argv)
+    if args.add_executed is not None:
+        added = add_executed(args.notebooks, args.add_executed, args.cache)
+        print(
+            f"Cached {len(added)} of {len(args.notebooks)} notebooks executed in {args.add_executed}/ "
+            "(the book executes the others)"
+        )
+        return 0
     written = export_executed(args.notebooks, args.cache, args.out)
     print(f"Wrote {len(written)} executed notebooks to {args.out}/")
     return 0

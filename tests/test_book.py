@@ -122,3 +122,56 @@ def test_executed_notebook_comes_from_the_cache(tmp_path):
         executed_notebook(source, tmp_path / "cache")
     with pytest.raises(LookupError, match="No execution cache"):
         executed_notebook(source, tmp_path / "nothing")
+
+
+def _notebook_file(path, *sources):
+    import jupytext
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path.with_suffix(".ipynb"))
+    jupytext.write(nb, path.with_suffix(".py"), fmt="py:percent")
+
+
+def test_nbval_keeps_what_it_executed_and_the_book_caches_it(tmp_path):
+    """`make test`'s book shows what nbval executed: course_lib.nbval_outputs writes each notebook
+    that ran through with nbval's outputs, and add_executed caches them for the book."""
+    import os
+    import subprocess
+    import sys
+
+    import nbformat
+
+    from course_lib.book import add_executed, executed_notebook
+
+    _notebook_file(tmp_path / "ch98_ok", "print('hi')", "6 * 7", "x = [1];\nx;", "import sys\nsys.stderr.write('bar\\n');")
+    _notebook_file(tmp_path / "ch99_fails", "print('before')", "1 / 0")
+    out = tmp_path / "executed"
+    env = dict(os.environ, COURSE_NBVAL_OUTPUTS=str(out))
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "course_lib.nbval_outputs",
+         "--nbval-lax", "ch98_ok.ipynb", "ch99_fails.ipynb"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert "1 failed, 5 passed" in run.stdout, run.stdout + run.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["ch98_ok.ipynb"], "a failed notebook must not be kept"
+
+    cells = nbformat.read(out / "ch98_ok.ipynb", as_version=4).cells
+    assert [c.execution_count for c in cells] == [1, 2, 3, 4]
+    assert cells[0].outputs[0]["text"] == "hi\n"
+    assert cells[1].outputs[0]["output_type"] == "execute_result"
+    assert cells[1].outputs[0]["data"]["text/plain"] == "42"
+    assert cells[2].outputs == [], "a value after ';' is hidden, as in a notebook"
+    assert [(o["output_type"], o["name"], o["text"]) for o in cells[3].outputs] == [("stream", "stderr", "bar\n")]
+
+    cache = tmp_path / "cache"
+    sources = [tmp_path / "ch98_ok.py", tmp_path / "ch99_fails.py"]
+    assert add_executed(sources, out, cache) == [sources[0]]
+    assert executed_notebook(sources[0], cache).cells[1].outputs[0]["data"]["text/plain"] == "42"
+    with pytest.raises(LookupError):
+        executed_notebook(sources[1], cache)
+
+    # a source edited after nbval ran is not given the old outputs (the book executes it)
+    _notebook_file(tmp_path / "ch98_ok", "print('changed')", "6 * 7", "x = [1];\nx;", "pass")
+    assert add_executed(sources, out, tmp_path / "cache2") == []
