@@ -22,6 +22,7 @@ load average is printed with every row: wall-time budgets mean fewer steps on a 
     python benchmarks/bench_gan.py --extra lr2e-4      # also the MLP with the usual lr 2e-4, batch 64
     python benchmarks/bench_gan.py --extra no-ema --only-extra   # what the weight average buys
     python benchmarks/bench_gan.py --extra fp32 --only-extra     # what bf16 autocast buys (bf16 units)
+    python benchmarks/bench_gan.py --budgets 120 --seeds 0 1 --extra z100 --only-extra --with-recipe  # the code's size
     python benchmarks/bench_gan.py --budgets 120 --seeds 2 3 --only-extra --with-recipe \
         --config b96='{"batch_size": 96}' --config smooth='{"real_label": 0.9}'   # any recipe variant
 """
@@ -56,6 +57,7 @@ EXTRA = {
     "fp32": ("recipe in float32 (no bf16 autocast)", replace(GAN, bf16=False)),
     "no-ema": ("recipe without the EMA of G", replace(GAN, ema=0.0)),
     "lecam": ("recipe with LeCam, weight 0.1", replace(GAN, lecam=0.1)),
+    "z100": ("recipe with a 100-number code", replace(GAN, latent_dim=DCGAN.latent_dim)),
     "lr2e-4": ("classic MLP, lr 2e-4, batch 64", replace(recipes.CLASSIC_MLP_GAN_CONFIG, lr_g=2e-4, lr_d=2e-4, batch_size=64)),
 }
 

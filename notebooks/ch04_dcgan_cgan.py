@@ -347,7 +347,11 @@ viz.show_images(style, nrow=8, title="columns share z, rows share the label")
 # $\gamma = 0.3$, applied *lazily* {cite}`karras2020stylegan2`: on every $m$-th step only, $m$
 # times as strong ($m$ is `MNIST_GAN_CONFIG.r1_every`, printed below), which keeps its average
 # and skips $m - 1$ of every $m$ double backward passes it costs, so more steps fit in the same
-# time. With some 80 digits per cluster, the discriminator could also learn the training
+# time. Its latent code is shorter than the DCGAN's, 16 numbers instead of 100
+# (`MNIST_GAN_CONFIG.latent_dim`): the cluster already says which group of digits to draw, and
+# the code has only to say how this one varies within its group; the generator's first layer
+# shrinks with it, so again more steps fit in the budget (`benchmarks/bench_gan.py --extra
+# z100` measures the difference). With some 80 digits per cluster, the discriminator could also learn the training
 # digits by heart and push its logits on them ever further from those on the fakes. The LeCam
 # regulariser {cite}`tseng2021lecam` is made against that: with $\alpha_R$ and $\alpha_F$
 # moving averages of its mean logit on real and on fake digits, it adds
@@ -375,7 +379,8 @@ purity_kmeans = gan_clusters.purity(kmeans, mnist.targets)
 print(
     f"{K} spectral clusters of {int(counts.min())}-{int(counts.max())} digits; "
     f"{purity:.1%} of the digits are their cluster's most common digit "
-    f"(k-means: {purity_kmeans:.1%}); R1 every {RECIPE.r1_every} steps"
+    f"(k-means: {purity_kmeans:.1%}); R1 every {RECIPE.r1_every} steps; "
+    f"a {RECIPE.latent_dim}-number latent code"
 )
 # ten digits in random groups of 80 would give about 20 %
 assert purity > purity_kmeans + 0.03 and purity_kmeans > 0.7

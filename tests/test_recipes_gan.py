@@ -93,7 +93,8 @@ def test_conditional_recipe_adds_r1_and_config_overrides_it():
     assert recipes.mnist_gan_trainer({"r1_gamma": 0.0}, n_classes=10, seed=0).config["r1_gamma"] == 0.0
     assert recipes.MNIST_CGAN_CONFIG == dataclasses.replace(recipes.DCGAN_CONFIG, r1_gamma=1.0)
     assert recipes.MNIST_GAN_CONFIG == dataclasses.replace(recipes.DCGAN_CONFIG, clusters=50, r1_gamma=0.3,
-                                                           r1_every=recipes.MNIST_GAN_CONFIG.r1_every)
+                                                           r1_every=recipes.MNIST_GAN_CONFIG.r1_every,
+                                                           latent_dim=16)
     recorded = recipes.mnist_gan_trainer(seed=0).config
     assert recorded["clustering"] == "spectral" and recorded["r1_every"] == recipes.MNIST_GAN_CONFIG.r1_every > 1
     assert recorded["lecam"] == 0.0 and recipes.mnist_gan_trainer({"lecam": 0.1}, seed=0).config["lecam"] == 0.1
