@@ -9,6 +9,8 @@ outputs nbval received, to ``DIR/<notebook>.ipynb``; ``python -m course_lib.book
 DIR`` then puts them into the book's execution cache (:func:`course_lib.book.add_executed`).
 
 A notebook with a failed or skipped cell is not written, so the book executes it itself.
+nbval keeps only stream, display and result outputs: a notebook that replaces its outputs
+(``clear_output``, ``update_display``) would show every version in the book; none does.
 Works under pytest-xdist: a notebook's cells run in one worker (nbval needs ``--dist
 loadscope``), and each file is written whole under a temporary name, then renamed.
 """
@@ -104,6 +106,9 @@ def write_notebook(nb, outputs: dict[int, list], target_path: Path, seconds: flo
     executed.metadata["course_nbval_seconds"] = round(seconds, 3)
     target_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = target_path.with_name(f".{target_path.name}.{os.getpid()}.partial")
-    nbformat.write(executed, tmp)
-    os.replace(tmp, target_path)
+    try:
+        nbformat.write(executed, tmp)
+        os.replace(tmp, target_path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write leaves nothing behind
     return target_path
